@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs a local nats-server plus nginx
+# with examples/nginx.conf (an HTTP -> NATS publish and request/reply
+# gateway with a responder) in the foreground. Ctrl-C stops both.
+#
+# NATS_PORT and HTTP_PORT choose the ports (default 4222 and 8080, or a
+# free port when that one is taken).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+
+bash scripts/deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+free_port() {
+    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
+        LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
+}
+pick() {
+    if port_free "$1"; then echo "$1"; else free_port; fi
+}
+
+NATS_PORT=${NATS_PORT:-$(pick 4222)}
+HTTP_PORT=${HTTP_PORT:-$(pick 8080)}
+
+P="$REPO/build/demo"
+mkdir -p "$P/logs" "$P/conf"
+sed -e "s|@MODULES@|$REPO/build/modules|g" -e "s|@REPO@|$REPO|g" \
+    -e "s|@NATS_PORT@|$NATS_PORT|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
+    examples/nginx.conf > "$P/conf/nginx.conf"
+
+nats-server -a 127.0.0.1 -p "$NATS_PORT" -l "$P/logs/nats.log" &
+nats_pid=$!
+trap 'kill "$nats_pid" 2>/dev/null; wait "$nats_pid" 2>/dev/null' EXIT
+for _ in $(seq 50); do
+    port_free "$NATS_PORT" || break
+    sleep 0.1
+done
+
+cat <<MSG
+nats-server on 127.0.0.1:$NATS_PORT, nginx on 127.0.0.1:$HTTP_PORT
+(logs in $P/logs). Try:
+
+  curl -d 'hello' http://127.0.0.1:$HTTP_PORT/publish/demo.events
+  curl http://127.0.0.1:$HTTP_PORT/last
+  curl -d 'hi there' http://127.0.0.1:$HTTP_PORT/request/demo.echo
+
+Ctrl-C stops nginx and nats-server.
+MSG
+
+/usr/sbin/nginx -p "$P" -c conf/nginx.conf -e logs/error.log \
+    -g 'daemon off; master_process on;'

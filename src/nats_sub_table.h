@@ -1,0 +1,87 @@
+/*
+ * Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
+ *
+ * nats_sub_table.h: the subscriptions of one connection and NATS subject
+ * wildcard matching.
+ *
+ * sids are allocated from 1 upwards and never reused by one table, so a
+ * late MSG for a removed subscription can never reach a new one.
+ *
+ * Auto-unsubscribe counts follow the server (and nats.go / nats.c):
+ * "UNSUB <sid> <max>" makes the server stop after <max> deliveries in
+ * total on that subscription, counted from the SUB, not from the UNSUB.
+ * The table does the same, so both sides agree even when messages were
+ * delivered before set_max():
+ * - set_max(sid, max) stores max as the total number of deliveries
+ *   allowed (0 removes the limit);
+ * - deliver() counts one delivery; when max > 0 and the count reaches max
+ *   the subscription is removed and deliver() says it was the last one;
+ * - if the count already reached max when set_max() is called, the
+ *   subscription is removed at once and set_max() returns done: the
+ *   caller then sends a plain "UNSUB <sid>".
+ */
+
+#ifndef RESTY_NATS_SUB_TABLE_H
+#define RESTY_NATS_SUB_TABLE_H
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "nats_errc.h"
+
+
+namespace resty_nats {
+
+
+class sub_table {
+public:
+    struct subscription {
+        std::string    subject;
+        std::string    queue;
+        std::uint64_t  max = 0;         /* total deliveries, 0: no limit */
+        std::uint64_t  delivered = 0;
+    };
+
+    enum class result {
+        ok,         /* done, the subscription stays */
+        done,       /* the subscription reached its count and is gone */
+        unknown     /* no such sid */
+    };
+
+    /*
+     * Validates subject as a SUB subject and queue (when not empty) as a
+     * queue group, then stores them under a new sid. May throw
+     * std::bad_alloc.
+     */
+    errc add(std::string_view subject, std::string_view queue,
+        std::uint64_t &sid, error_detail *err);
+    result set_max(std::uint64_t sid, std::uint64_t max);
+    result deliver(std::uint64_t sid);
+    bool remove(std::uint64_t sid) noexcept;
+
+    /* nullptr if unknown; valid until the sid is removed */
+    const subscription *find(std::uint64_t sid) const noexcept;
+    std::size_t size() const noexcept { return subs_.size(); }
+
+private:
+    /* node-based: entries keep their address while others come and go */
+    std::unordered_map<std::uint64_t, subscription>  subs_;
+    std::uint64_t                                    next_sid_ = 1;
+};
+
+
+/*
+ * true when subject matches the SUB pattern: "*" matches one token, ">"
+ * (last) matches one or more tokens, so "foo.>" does not match "foo".
+ * A subject or pattern with an empty token matches nothing.
+ */
+bool subject_matches(std::string_view pattern, std::string_view subject)
+    noexcept;
+
+
+}  // namespace resty_nats
+
+#endif  // RESTY_NATS_SUB_TABLE_H

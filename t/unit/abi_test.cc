@@ -1,0 +1,640 @@
+/*
+ * Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
+ *
+ * The C ABI as LuaJIT sees it: codes, NULL arguments, error text.
+ */
+
+#include <gtest/gtest.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "resty_nats.h"
+#include "test_util.h"
+
+
+namespace {
+
+
+using resty_nats::test::sv;
+
+
+/* an error buffer with a canary after the part the callee may use */
+struct err_buf {
+    char         buf[256];
+    std::size_t  len;
+
+    explicit err_buf(std::size_t cap = 200) : len(cap)
+    {
+        std::memset(buf, '#', sizeof(buf));
+    }
+
+    std::string text() const { return std::string(buf, len); }
+};
+
+
+struct parser_ptr {
+    resty_nats_parser_t  *p = nullptr;
+
+    explicit parser_ptr(std::size_t max_payload = 0)
+    {
+        EXPECT_EQ(resty_nats_parser_new(&p, max_payload), RESTY_NATS_OK);
+    }
+    ~parser_ptr() { resty_nats_parser_free(p); }
+};
+
+
+struct subs_ptr {
+    resty_nats_subs_t  *t = nullptr;
+
+    subs_ptr() { EXPECT_EQ(resty_nats_subs_new(&t), RESTY_NATS_OK); }
+    ~subs_ptr() { resty_nats_subs_free(t); }
+};
+
+
+TEST(Abi, CodesNeverChange)
+{
+    EXPECT_EQ(RESTY_NATS_DONE, 1);
+    EXPECT_EQ(RESTY_NATS_OK, 0);
+    EXPECT_EQ(RESTY_NATS_ERROR, -1);
+    EXPECT_EQ(RESTY_NATS_AGAIN, -2);
+    EXPECT_EQ(RESTY_NATS_DECLINED, -5);
+    EXPECT_EQ(RESTY_NATS_EV_NONE, 0);
+    EXPECT_EQ(RESTY_NATS_EV_INFO, 1);
+    EXPECT_EQ(RESTY_NATS_EV_MSG, 2);
+    EXPECT_EQ(RESTY_NATS_EV_HMSG, 3);
+    EXPECT_EQ(RESTY_NATS_EV_PING, 4);
+    EXPECT_EQ(RESTY_NATS_EV_PONG, 5);
+    EXPECT_EQ(RESTY_NATS_EV_OK, 6);
+    EXPECT_EQ(RESTY_NATS_EV_ERR, 7);
+    EXPECT_EQ(resty_nats_version(), 100);
+    /* the event struct is passed by pointer and allocated once */
+    EXPECT_LE(sizeof(resty_nats_event_t), 128u);
+}
+
+
+TEST(Abi, ParserCodes)
+{
+    parser_ptr          pp;
+    resty_nats_event_t  ev;
+    err_buf             e;
+    std::string         data = "PING\r\nMSG a 1 2\r\nhi\r\nMSG a 1 5\r\nxy";
+
+    ASSERT_NE(pp.p, nullptr);
+    EXPECT_EQ(resty_nats_parser_feed(pp.p, data.data(), data.size(), e.buf,
+                                     &e.len),
+              RESTY_NATS_OK);
+    EXPECT_EQ(e.len, 200u);  /* untouched on success */
+    EXPECT_EQ(resty_nats_parser_buffered(pp.p), data.size());
+
+    ASSERT_EQ(resty_nats_parser_next(pp.p, &ev, e.buf, &e.len),
+              RESTY_NATS_OK);
+    EXPECT_EQ(ev.type, RESTY_NATS_EV_PING);
+
+    ASSERT_EQ(resty_nats_parser_next(pp.p, &ev, e.buf, &e.len),
+              RESTY_NATS_OK);
+    EXPECT_EQ(ev.type, RESTY_NATS_EV_MSG);
+    EXPECT_EQ(sv(ev.payload), "hi");
+    EXPECT_EQ(ev.sid, 1u);
+
+    ev.type = 99;
+    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, e.buf, &e.len),
+              RESTY_NATS_AGAIN);
+    EXPECT_EQ(ev.type, RESTY_NATS_EV_NONE);
+    EXPECT_EQ(e.len, 200u);
+
+    EXPECT_EQ(resty_nats_parser_feed(pp.p, "zzzz", 4, e.buf, &e.len),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, e.buf, &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text(), "missing CRLF after payload");
+    EXPECT_EQ(e.buf[e.len], '#');
+
+    /* sticky, same message, from feed and next */
+    err_buf  e2, e3;
+    EXPECT_EQ(resty_nats_parser_feed(pp.p, "PING\r\n", 6, e2.buf, &e2.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e2.text(), "missing CRLF after payload");
+    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, e3.buf, &e3.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e3.text(), "missing CRLF after payload");
+
+    resty_nats_parser_reset(pp.p);
+    EXPECT_EQ(resty_nats_parser_buffered(pp.p), 0u);
+    EXPECT_EQ(resty_nats_parser_feed(pp.p, "PONG\r\n", 6, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(ev.type, RESTY_NATS_EV_PONG);
+}
+
+
+TEST(Abi, ParserMaxPayload)
+{
+    parser_ptr          pp(10);
+    resty_nats_event_t  ev;
+    err_buf             e;
+
+    ASSERT_EQ(resty_nats_parser_feed(pp.p, "MSG a 1 11\r\n", 12, e.buf,
+                                     &e.len),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, e.buf, &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text(), "payload too large (11 > max_payload 10)");
+
+    resty_nats_parser_reset(pp.p);
+    EXPECT_EQ(resty_nats_parser_set_max_payload(pp.p, 0), RESTY_NATS_OK);
+    ASSERT_EQ(resty_nats_parser_feed(pp.p, "MSG a 1 11\r\nhello world\r\n",
+                                     25, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(sv(ev.payload), "hello world");
+}
+
+
+TEST(Abi, ParserInfo)
+{
+    parser_ptr         pp;
+    resty_nats_info_t  info;
+    err_buf            e;
+    const char        *json = "{\"server_id\":\"S\",\"max_payload\":2048,"
+                              "\"headers\":true,\"connect_urls\":[\"a\","
+                              "\"b\"],\"ldm\":true}";
+
+    ASSERT_EQ(resty_nats_parser_info(pp.p, json, std::strlen(json), &info,
+                                     e.buf, &e.len),
+              RESTY_NATS_OK);
+    EXPECT_EQ(sv(info.server_id), "S");
+    EXPECT_EQ(info.max_payload, 2048);
+    EXPECT_EQ(info.headers, 1);
+    EXPECT_EQ(info.ldm, 1);
+    EXPECT_EQ(sv(info.connect_urls), "a,b");
+
+    EXPECT_EQ(resty_nats_parser_info(pp.p, "[1]", 3, &info, e.buf, &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_NE(e.text().find("not an object"), std::string::npos);
+
+    err_buf  e2;
+    EXPECT_EQ(resty_nats_parser_info(pp.p, "{\"a\"", 4, &info, e2.buf,
+                                     &e2.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e2.text().rfind("invalid json", 0), 0u);
+
+    err_buf  e3;
+    EXPECT_EQ(resty_nats_parser_info(pp.p, nullptr, 0, &info, e3.buf,
+                                     &e3.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e3.text().rfind("invalid json", 0), 0u);
+}
+
+
+TEST(Abi, NullArguments)
+{
+    parser_ptr          pp;
+    subs_ptr            sp;
+    resty_nats_event_t  ev;
+    resty_nats_info_t   info;
+    std::size_t         n = 0;
+    std::uint64_t       sid = 0;
+    char                buf[64];
+
+    /* NULL objects */
+    EXPECT_EQ(resty_nats_parser_new(nullptr, 0), RESTY_NATS_ERROR);
+    resty_nats_parser_free(nullptr);
+    resty_nats_parser_reset(nullptr);
+    EXPECT_EQ(resty_nats_parser_set_max_payload(nullptr, 1),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_parser_buffered(nullptr), 0u);
+
+    err_buf  e;
+    EXPECT_EQ(resty_nats_parser_feed(nullptr, "x", 1, e.buf, &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text(), "null pointer");
+    EXPECT_EQ(resty_nats_parser_next(nullptr, &ev, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(ev.type, RESTY_NATS_EV_NONE);
+    EXPECT_EQ(resty_nats_parser_next(pp.p, nullptr, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_parser_info(nullptr, "{}", 2, &info, nullptr,
+                                     nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_parser_info(pp.p, "{}", 2, nullptr, nullptr,
+                                     nullptr),
+              RESTY_NATS_ERROR);
+
+    /* NULL data: fine with length 0, refused with a length */
+    EXPECT_EQ(resty_nats_parser_feed(pp.p, nullptr, 0, nullptr, nullptr),
+              RESTY_NATS_OK);
+    err_buf  e2;
+    EXPECT_EQ(resty_nats_parser_feed(pp.p, nullptr, 3, e2.buf, &e2.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e2.text(), "null pointer");
+    /* the refusal is not a stream error */
+    EXPECT_EQ(resty_nats_parser_feed(pp.p, "PING\r\n", 6, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, nullptr, nullptr),
+              RESTY_NATS_OK);
+
+    err_buf  e3;
+    EXPECT_EQ(resty_nats_validate_subject(nullptr, 0, e3.buf, &e3.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e3.text(), "invalid subject: empty");
+    err_buf  e4;
+    EXPECT_EQ(resty_nats_validate_subject(nullptr, 4, e4.buf, &e4.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e4.text(), "null pointer");
+    EXPECT_EQ(resty_nats_validate_sub_subject(nullptr, 4, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_validate_queue(nullptr, 4, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_validate_queue(nullptr, 0, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subject_matches(nullptr, 3, "foo", 3), 0);
+    EXPECT_EQ(resty_nats_subject_matches("foo", 3, nullptr, 3), 0);
+    EXPECT_EQ(resty_nats_subject_matches(nullptr, 0, nullptr, 0), 0);
+
+    /* framers */
+    resty_nats_connect_opts_t  o;
+    std::memset(&o, 0, sizeof(o));
+    EXPECT_EQ(resty_nats_frame_connect(buf, sizeof(buf), nullptr, &o,
+                                       nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_connect(buf, sizeof(buf), &n, nullptr,
+                                       nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_connect(nullptr, 10, &n, &o, nullptr,
+                                       nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), nullptr, "a", 1,
+                                   nullptr, 0, 0, 0, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), &n, nullptr, 1,
+                                   nullptr, 0, 0, 0, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), &n, "a", 1, nullptr,
+                                   2, 0, 0, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_pub(nullptr, 5, &n, "a", 1, nullptr, 0, 0,
+                                   0, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), &n, "a", 1, nullptr,
+                                   0, 0, 0, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(std::string(buf, n), "PUB a 0\r\n");
+    EXPECT_EQ(resty_nats_frame_hpub(buf, sizeof(buf), &n, "a", 1, nullptr,
+                                    0, nullptr, 2, 0, 0, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_hpub(buf, sizeof(buf), &n, "a", 1, nullptr,
+                                    0, nullptr, 0, 0, 0, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_frame_sub(buf, sizeof(buf), &n, "a", 1, nullptr, 1,
+                                   1, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_sub(buf, sizeof(buf), nullptr, "a", 1,
+                                   nullptr, 0, 1, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_unsub(buf, sizeof(buf), nullptr, 1, 0,
+                                     nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_unsub(nullptr, 3, &n, 1, 0, nullptr,
+                                     nullptr),
+              RESTY_NATS_ERROR);
+
+    /* subscription table */
+    EXPECT_EQ(resty_nats_subs_new(nullptr), RESTY_NATS_ERROR);
+    resty_nats_subs_free(nullptr);
+    EXPECT_EQ(resty_nats_subs_add(nullptr, "a", 1, nullptr, 0, &sid,
+                                  nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_add(sp.t, "a", 1, nullptr, 0, nullptr,
+                                  nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_add(sp.t, nullptr, 1, nullptr, 0, &sid,
+                                  nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_add(sp.t, "a", 1, nullptr, 1, &sid, nullptr,
+                                  nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_set_max(nullptr, 1, 1), RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_deliver(nullptr, 1), RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_remove(nullptr, 1), RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_count(nullptr), 0u);
+    EXPECT_EQ(resty_nats_subs_get(nullptr, 1, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_count(sp.t), 0u);
+}
+
+
+TEST(Abi, ErrlenTruncation)
+{
+    const std::string  full = "invalid subject: empty token";
+
+    /* errlen 5: exactly 5 bytes, nothing after them */
+    err_buf  e(5);
+    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, e.buf, &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.len, 5u);
+    EXPECT_EQ(std::string(e.buf, 5), full.substr(0, 5));
+    EXPECT_EQ(e.buf[5], '#');
+
+    /* errlen 0: nothing written */
+    err_buf  z(0);
+    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, z.buf, &z.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(z.len, 0u);
+    EXPECT_EQ(z.buf[0], '#');
+
+    /* exact fit and room to spare */
+    err_buf  x(full.size());
+    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, x.buf, &x.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(x.text(), full);
+    EXPECT_EQ(x.buf[full.size()], '#');
+
+    err_buf  big(250);
+    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, big.buf, &big.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(big.text(), full);
+
+    /* err NULL: errlen untouched; errlen NULL: err untouched */
+    std::size_t  len = 77;
+    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, nullptr, &len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(len, 77u);
+    err_buf  untouched;
+    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, untouched.buf,
+                                          nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(untouched.buf[0], '#');
+
+    /* truncation of a parser error */
+    parser_ptr          pp;
+    resty_nats_event_t  ev;
+    err_buf             pe(5);
+    ASSERT_EQ(resty_nats_parser_feed(pp.p, "BOGUS\r\n", 7, nullptr,
+                                     nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, pe.buf, &pe.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(pe.text(), "unkno");
+    EXPECT_EQ(pe.buf[5], '#');
+}
+
+
+TEST(Abi, Validation)
+{
+    EXPECT_EQ(resty_nats_validate_subject("foo.bar", 7, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_validate_subject("foo.*", 5, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_validate_sub_subject("foo.*", 5, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_validate_sub_subject("foo.>", 5, nullptr, nullptr),
+              RESTY_NATS_OK);
+
+    err_buf  e;
+    EXPECT_EQ(resty_nats_validate_sub_subject(">.a", 3, e.buf, &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text(), "invalid subject: '>' must be the last token");
+
+    err_buf  q;
+    EXPECT_EQ(resty_nats_validate_queue("a b", 3, q.buf, &q.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(q.text(), "invalid queue group: contains whitespace or "
+                        "control character");
+    EXPECT_EQ(resty_nats_validate_queue("a.b", 3, nullptr, nullptr),
+              RESTY_NATS_OK);
+
+    EXPECT_EQ(resty_nats_subject_matches("foo.>", 5, "foo.bar", 7), 1);
+    EXPECT_EQ(resty_nats_subject_matches("foo.>", 5, "foo", 3), 0);
+    EXPECT_EQ(resty_nats_subject_matches("*", 1, "foo", 3), 1);
+}
+
+
+TEST(Abi, FramerCodes)
+{
+    char         buf[64];
+    std::size_t  n = 0, need;
+    err_buf      e;
+
+    EXPECT_EQ(resty_nats_frame_pub(nullptr, 0, &n, "foo", 3, "r", 1, 5, 0,
+                                   e.buf, &e.len),
+              RESTY_NATS_AGAIN);
+    need = n;
+    EXPECT_EQ(need, std::strlen("PUB foo r 5\r\n"));
+    EXPECT_EQ(e.len, 200u);
+    EXPECT_EQ(resty_nats_frame_pub(buf, need, &n, "foo", 3, "r", 1, 5, 0,
+                                   e.buf, &e.len),
+              RESTY_NATS_OK);
+    EXPECT_EQ(n, need);
+    EXPECT_EQ(std::string(buf, n), "PUB foo r 5\r\n");
+
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), &n, "foo", 3, nullptr,
+                                   0, 2000000, 1048576, e.buf, &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text(), "payload too large (2000000 > max_payload 1048576)");
+
+    resty_nats_header_t  h[2];
+    h[0].name.data = "A";
+    h[0].name.len = 1;
+    h[0].value.data = "1";
+    h[0].value.len = 1;
+    h[1].name.data = "B";
+    h[1].name.len = 1;
+    h[1].value.data = nullptr;
+    h[1].value.len = 0;
+    EXPECT_EQ(resty_nats_frame_hpub(buf, sizeof(buf), &n, "s", 1, nullptr,
+                                    0, h, 2, 2, 0, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(std::string(buf, n),
+              "HPUB s 23 25\r\nNATS/1.0\r\nA: 1\r\nB: \r\n\r\n");
+
+    EXPECT_EQ(resty_nats_frame_sub(buf, sizeof(buf), &n, "s.*", 3, "q", 1,
+                                   9, nullptr, nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(std::string(buf, n), "SUB s.* q 9\r\n");
+    EXPECT_EQ(resty_nats_frame_sub(buf, 3, &n, "s.*", 3, "q", 1, 9, nullptr,
+                                   nullptr),
+              RESTY_NATS_AGAIN);
+    EXPECT_EQ(n, 13u);
+
+    EXPECT_EQ(resty_nats_frame_unsub(buf, sizeof(buf), &n, 9, 1, nullptr,
+                                     nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(std::string(buf, n), "UNSUB 9 1\r\n");
+
+    resty_nats_connect_opts_t  o;
+    std::memset(&o, 0, sizeof(o));
+    o.verbose = o.pedantic = o.tls_required = o.echo = o.headers =
+        o.no_responders = o.protocol = -1;
+    o.lang.data = "lua";
+    o.lang.len = 3;
+    EXPECT_EQ(resty_nats_frame_connect(buf, sizeof(buf), &n, &o, nullptr,
+                                       nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(std::string(buf, n), "CONNECT {\"lang\":\"lua\"}\r\n");
+}
+
+
+TEST(Abi, SubsCodes)
+{
+    subs_ptr          sp;
+    std::uint64_t     a = 0, b = 0, c = 0;
+    resty_nats_str_t  subject, queue;
+    err_buf           e;
+
+    ASSERT_EQ(resty_nats_subs_add(sp.t, "foo.*", 5, "q", 1, &a, e.buf,
+                                  &e.len),
+              RESTY_NATS_OK);
+    ASSERT_EQ(resty_nats_subs_add(sp.t, "bar", 3, nullptr, 0, &b, nullptr,
+                                  nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(a, 1u);
+    EXPECT_EQ(b, 2u);
+    EXPECT_EQ(resty_nats_subs_count(sp.t), 2u);
+
+    EXPECT_EQ(resty_nats_subs_add(sp.t, "bad subject", 11, nullptr, 0, &c,
+                                  e.buf, &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text(),
+              "invalid subject: contains whitespace or control character");
+
+    ASSERT_EQ(resty_nats_subs_get(sp.t, a, &subject, &queue), RESTY_NATS_OK);
+    EXPECT_EQ(sv(subject), "foo.*");
+    EXPECT_EQ(sv(queue), "q");
+    ASSERT_EQ(resty_nats_subs_get(sp.t, b, &subject, &queue), RESTY_NATS_OK);
+    EXPECT_EQ(sv(subject), "bar");
+    EXPECT_EQ(queue.len, 0u);
+    EXPECT_EQ(resty_nats_subs_get(sp.t, 99, &subject, &queue),
+              RESTY_NATS_DECLINED);
+
+    EXPECT_EQ(resty_nats_subs_set_max(sp.t, a, 2), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_DONE);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_DECLINED);
+    EXPECT_EQ(resty_nats_subs_set_max(sp.t, a, 1), RESTY_NATS_DECLINED);
+    EXPECT_EQ(resty_nats_subs_get(sp.t, a, &subject, &queue),
+              RESTY_NATS_DECLINED);
+
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, b), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_set_max(sp.t, b, 1), RESTY_NATS_DONE);
+    EXPECT_EQ(resty_nats_subs_count(sp.t), 0u);
+
+    ASSERT_EQ(resty_nats_subs_add(sp.t, ">", 1, nullptr, 0, &c, nullptr,
+                                  nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(c, 3u);
+    EXPECT_EQ(resty_nats_subs_remove(sp.t, c), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_remove(sp.t, c), RESTY_NATS_DECLINED);
+}
+
+
+/*
+ * Inputs that end right before an unmapped page: any read past the
+ * given length faults, with or without ASan.
+ */
+class guarded {
+public:
+    guarded()
+    {
+        page_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+        mem_ = mmap(nullptr, 2 * page_, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem_ == MAP_FAILED) {
+            mem_ = nullptr;
+            return;
+        }
+        if (mprotect(static_cast<char *>(mem_) + page_, page_, PROT_NONE)
+            != 0)
+        {
+            munmap(mem_, 2 * page_);
+            mem_ = nullptr;
+        }
+    }
+
+    ~guarded()
+    {
+        if (mem_ != nullptr) {
+            munmap(mem_, 2 * page_);
+        }
+    }
+
+    bool ok() const { return mem_ != nullptr; }
+
+    /* a copy of s whose last byte is the last readable one */
+    const char *place(const std::string &s)
+    {
+        char  *end = static_cast<char *>(mem_) + page_;
+
+        std::memcpy(end - s.size(), s.data(), s.size());
+        return end - s.size();
+    }
+
+private:
+    void         *mem_ = nullptr;
+    std::size_t   page_ = 0;
+};
+
+
+TEST(Abi, GuardPage)
+{
+    guarded  g;
+
+    ASSERT_TRUE(g.ok());
+
+    const char *const subjects[] = {
+        "foo", "foo.", "foo.bar.>", "foo.*", "a..b", ">", "*", "x y",
+    };
+    for (const char *s : subjects) {
+        std::string  str(s);
+        const char  *p = g.place(str);
+        std::size_t  n = 0;
+        char         buf[64];
+
+        resty_nats_validate_subject(p, str.size(), nullptr, nullptr);
+        resty_nats_validate_sub_subject(p, str.size(), nullptr, nullptr);
+        resty_nats_validate_queue(p, str.size(), nullptr, nullptr);
+        resty_nats_subject_matches(p, str.size(), "foo.bar", 7);
+        resty_nats_subject_matches("foo.>", 5, p, str.size());
+        resty_nats_frame_pub(buf, sizeof(buf), &n, p, str.size(), p,
+                             str.size(), 1, 0, nullptr, nullptr);
+        resty_nats_frame_sub(buf, sizeof(buf), &n, p, str.size(), p,
+                             str.size(), 1, nullptr, nullptr);
+    }
+
+    /* protocol bytes cut at every length */
+    std::string  wire = "HMSG a.b 1 r 24 26\r\nNATS/1.0 503 x\r\nA: b\r\n\r\n"
+                        "hi\r\nINFO {\"a\":[1,\"\\u00e9\"]}\r\n-ERR 'x'\r\n";
+    for (std::size_t len = 0; len <= wire.size(); len++) {
+        parser_ptr          pp;
+        resty_nats_event_t  ev;
+        const char         *p = g.place(wire.substr(0, len));
+
+        resty_nats_parser_feed(pp.p, p, len, nullptr, nullptr);
+        while (resty_nats_parser_next(pp.p, &ev, nullptr, nullptr)
+               == RESTY_NATS_OK)
+        {
+        }
+    }
+
+    /* json cut at every length */
+    std::string  json = "{\"server_id\":\"\\ud83d\\ude00\",\"proto\":1,"
+                        "\"connect_urls\":[\"a\",\"b\"],\"x\":-1.5e3}";
+    for (std::size_t len = 0; len <= json.size(); len++) {
+        parser_ptr         pp;
+        resty_nats_info_t  info;
+        const char        *p = g.place(json.substr(0, len));
+        int                rc;
+
+        rc = resty_nats_parser_info(pp.p, p, len, &info, nullptr, nullptr);
+        EXPECT_EQ(rc, len == json.size() ? RESTY_NATS_OK : RESTY_NATS_ERROR)
+            << len;
+    }
+}
+
+
+}  // namespace

@@ -1,0 +1,239 @@
+/*
+ * Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
+ */
+
+#include <gtest/gtest.h>
+
+#include "nats_sub_table.h"
+
+
+namespace resty_nats {
+namespace {
+
+
+using result = sub_table::result;
+
+
+std::uint64_t
+add(sub_table &t, std::string_view subject, std::string_view queue = "")
+{
+    std::uint64_t  sid = 0;
+    error_detail   err;
+
+    EXPECT_EQ(t.add(subject, queue, sid, &err), errc::ok) << err.text();
+    return sid;
+}
+
+
+TEST(SubTable, SidsStartAtOneAndAreNeverReused)
+{
+    sub_table  t;
+
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(add(t, "a"), 1u);
+    EXPECT_EQ(add(t, "b"), 2u);
+    EXPECT_TRUE(t.remove(2));
+    EXPECT_TRUE(t.remove(1));
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(add(t, "c"), 3u);
+    EXPECT_EQ(t.size(), 1u);
+    EXPECT_FALSE(t.remove(1));
+    EXPECT_FALSE(t.remove(0));
+}
+
+
+TEST(SubTable, StoresSubjectAndQueue)
+{
+    sub_table      t;
+    std::uint64_t  a = add(t, "orders.*", "workers");
+    std::uint64_t  b = add(t, "events.>");
+
+    const sub_table::subscription  *s = t.find(a);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->subject, "orders.*");
+    EXPECT_EQ(s->queue, "workers");
+
+    /* addresses survive other inserts (the table is node based) */
+    const std::string  *subject = &s->subject;
+    for (int i = 0; i < 1000; i++) {
+        add(t, "x." + std::to_string(i));
+    }
+    EXPECT_EQ(&t.find(a)->subject, subject);
+    EXPECT_EQ(*subject, "orders.*");
+
+    ASSERT_NE(t.find(b), nullptr);
+    EXPECT_EQ(t.find(b)->queue, "");
+    EXPECT_EQ(t.find(999999), nullptr);
+}
+
+
+TEST(SubTable, AddValidates)
+{
+    sub_table      t;
+    std::uint64_t  sid = 77;
+    error_detail   err;
+
+    EXPECT_EQ(t.add("a b", "", sid, &err), errc::invalid_subject);
+    EXPECT_EQ(err.text(),
+              "invalid subject: contains whitespace or control character");
+    EXPECT_EQ(t.add("a.>.b", "", sid, &err), errc::invalid_subject);
+    EXPECT_EQ(t.add("", "", sid, &err), errc::invalid_subject);
+    EXPECT_EQ(t.add("ok", "q\n", sid, &err), errc::invalid_queue);
+    EXPECT_EQ(sid, 77u);
+    EXPECT_EQ(t.size(), 0u);
+
+    /* a failed add burns no sid */
+    EXPECT_EQ(add(t, "ok"), 1u);
+}
+
+
+TEST(SubTable, DeliverWithoutLimit)
+{
+    sub_table      t;
+    std::uint64_t  sid = add(t, "a");
+
+    for (int i = 0; i < 100; i++) {
+        EXPECT_EQ(t.deliver(sid), result::ok);
+    }
+    EXPECT_EQ(t.find(sid)->delivered, 100u);
+    EXPECT_EQ(t.deliver(sid + 1), result::unknown);
+}
+
+
+TEST(SubTable, MaxCountsTotalDeliveries)
+{
+    sub_table      t;
+    std::uint64_t  sid = add(t, "a");
+
+    EXPECT_EQ(t.set_max(sid, 3), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::done);
+    EXPECT_EQ(t.find(sid), nullptr);
+    EXPECT_EQ(t.size(), 0u);
+
+    /* a late message for the sid is dropped quietly */
+    EXPECT_EQ(t.deliver(sid), result::unknown);
+    EXPECT_EQ(t.set_max(sid, 1), result::unknown);
+    EXPECT_FALSE(t.remove(sid));
+}
+
+
+TEST(SubTable, MaxOneForRequests)
+{
+    sub_table      t;
+    std::uint64_t  sid = add(t, "_INBOX.x");
+
+    EXPECT_EQ(t.set_max(sid, 1), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::done);
+    EXPECT_EQ(t.deliver(sid), result::unknown);
+}
+
+
+TEST(SubTable, MaxAfterDeliveriesCountsFromTheStart)
+{
+    /* like the server: UNSUB <sid> 5 after 2 deliveries allows 3 more */
+    sub_table      t;
+    std::uint64_t  sid = add(t, "a");
+
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.set_max(sid, 5), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::done);
+}
+
+
+TEST(SubTable, MaxAlreadyReachedRemovesAtOnce)
+{
+    sub_table      t;
+    std::uint64_t  sid = add(t, "a");
+
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.set_max(sid, 2), result::done);
+    EXPECT_EQ(t.find(sid), nullptr);
+
+    sid = add(t, "b");
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.set_max(sid, 1), result::done);
+}
+
+
+TEST(SubTable, MaxZeroRemovesTheLimit)
+{
+    sub_table      t;
+    std::uint64_t  sid = add(t, "a");
+
+    EXPECT_EQ(t.set_max(sid, 2), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.set_max(sid, 0), result::ok);
+    for (int i = 0; i < 10; i++) {
+        EXPECT_EQ(t.deliver(sid), result::ok);
+    }
+
+    /* lowering or raising the limit later applies to the total */
+    EXPECT_EQ(t.set_max(sid, 20), result::ok);
+    for (int i = 0; i < 8; i++) {
+        EXPECT_EQ(t.deliver(sid), result::ok);
+    }
+    EXPECT_EQ(t.deliver(sid), result::done);
+}
+
+
+TEST(SubTable, SubjectMatches)
+{
+    struct {
+        const char  *pattern;
+        const char  *subject;
+        bool         match;
+    } cases[] = {
+        { "foo", "foo", true },
+        { "foo", "bar", false },
+        { "foo", "Foo", false },
+        { "foo.bar", "foo.bar", true },
+        { "foo.bar", "foo", false },
+        { "foo", "foo.bar", false },
+        { "*", "foo", true },
+        { "*", "foo.bar", false },
+        { "foo.*", "foo.bar", true },
+        { "foo.*", "foo", false },
+        { "foo.*", "foo.bar.baz", false },
+        { "*.bar", "foo.bar", true },
+        { "*.*", "a.b", true },
+        { "foo.*.baz", "foo.bar.baz", true },
+        { "foo.*.baz", "foo.bar.qux", false },
+        { ">", "foo", true },
+        { ">", "foo.bar.baz", true },
+        { "foo.>", "foo.bar", true },
+        { "foo.>", "foo.bar.baz", true },
+        { "foo.>", "foo", false },
+        { "foo.>", "bar.baz", false },
+        { "*.>", "a", false },
+        { "*.>", "a.b", true },
+        { "foo.*.>", "foo.a.b.c", true },
+        { "foo.*.>", "foo.a", false },
+        { "foo*", "foo*", true },
+        { "foo*", "fooX", false },
+        { "f>o", "f>o", true },
+        { "a.>.b", "a.x.b", false },
+        { "", "", false },
+        { "foo", "", false },
+        { "", "foo", false },
+        { "foo.>", "foo.", false },
+        { "foo.>", "foo..bar", false },
+        { "foo..bar", "foo..bar", false },
+        { "*", ".", false },
+        { "_INBOX.abc.*", "_INBOX.abc.17", true },
+    };
+
+    for (const auto &c : cases) {
+        EXPECT_EQ(subject_matches(c.pattern, c.subject), c.match)
+            << "'" << c.pattern << "' vs '" << c.subject << "'";
+    }
+}
+
+
+}  // namespace
+}  // namespace resty_nats
