@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "nats_errc.h"
 #include "resty_nats.h"
 #include "test_util.h"
 
@@ -530,6 +531,73 @@ TEST(Abi, SubsCodes)
     EXPECT_EQ(c, 3u);
     EXPECT_EQ(resty_nats_subs_remove(sp.t, c), RESTY_NATS_OK);
     EXPECT_EQ(resty_nats_subs_remove(sp.t, c), RESTY_NATS_DECLINED);
+}
+
+
+TEST(Errc, FixedValuesAndMessageTable)
+{
+    using resty_nats::errc;
+
+    struct {
+        errc         code;
+        int          value;
+        const char  *name;
+    } table[] = {
+        { errc::ok, 0, "OK" },
+        { errc::again, 1, "AGAIN" },
+        { errc::no_memory, 2, "NO_MEMORY" },
+        { errc::internal, 3, "INTERNAL" },
+        { errc::null_pointer, 4, "NULL_POINTER" },
+        { errc::unknown_sid, 5, "UNKNOWN_SID" },
+        { errc::sids_exhausted, 6, "SIDS_EXHAUSTED" },
+        { errc::unknown_op, 10, "UNKNOWN_OP" },
+        { errc::line_too_long, 11, "LINE_TOO_LONG" },
+        { errc::invalid_arguments, 12, "INVALID_ARGUMENTS" },
+        { errc::invalid_size, 13, "INVALID_SIZE" },
+        { errc::payload_too_large, 14, "PAYLOAD_TOO_LARGE" },
+        { errc::missing_crlf, 15, "MISSING_CRLF" },
+        { errc::invalid_header_block, 16, "INVALID_HEADER_BLOCK" },
+        { errc::json_syntax, 20, "JSON_SYNTAX" },
+        { errc::json_too_deep, 21, "JSON_TOO_DEEP" },
+        { errc::json_not_object, 22, "JSON_NOT_OBJECT" },
+        { errc::invalid_subject, 30, "INVALID_SUBJECT" },
+        { errc::invalid_reply, 31, "INVALID_REPLY" },
+        { errc::invalid_queue, 32, "INVALID_QUEUE" },
+        { errc::invalid_header_name, 33, "INVALID_HEADER_NAME" },
+        { errc::invalid_header_value, 34, "INVALID_HEADER_VALUE" },
+    };
+
+    for (const auto &t : table) {
+        std::string  msg = resty_nats::errc_message(t.code);
+        std::string  text(resty_nats::errc_text(t.code));
+
+        EXPECT_EQ(static_cast<int>(t.code), t.value) << t.name;
+        EXPECT_EQ(resty_nats::errc_name(t.code), t.name);
+        EXPECT_EQ(msg, std::string(t.name) + ": " + text);
+        ASSERT_FALSE(text.empty()) << t.name;
+        EXPECT_NE(text.back(), '.') << t.name;
+        /* lowercase text; acronyms such as CRLF stay as they are */
+        EXPECT_FALSE(text[0] >= 'A' && text[0] <= 'Z') << msg;
+        EXPECT_EQ(resty_nats::errc_is_fatal(t.code),
+                  t.value >= 10 && t.value < 20) << t.name;
+    }
+
+    EXPECT_STREQ(resty_nats::errc_message(static_cast<errc>(999)),
+                 "UNKNOWN: unknown error");
+
+    /* detail messages are cut to the fixed buffer, never overflow it */
+    resty_nats::error_detail  d;
+    std::string               longtext(1000, 'x');
+    d.set(errc::internal, longtext);
+    EXPECT_EQ(d.text().size(), resty_nats::error_detail::capacity);
+    d.format(errc::internal, "%s", longtext.c_str());
+    EXPECT_EQ(d.text().size(), resty_nats::error_detail::capacity - 1);
+    d.set(errc::unknown_op);
+    EXPECT_EQ(d.text(), "unknown protocol operation");
+    EXPECT_EQ(d.code(), errc::unknown_op);
+    d.clear();
+    EXPECT_EQ(d.code(), errc::ok);
+    EXPECT_TRUE(d.text().empty());
 }
 
 
