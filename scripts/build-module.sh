@@ -53,7 +53,7 @@ if [ "$RESTY_NATS_CORE_LIB" -nt "$W/objs/ngx_http_lua_nats_module.so" ]; then
     rm -f "$W/objs/ngx_http_lua_nats_module.so"
 fi
 
-(cd "$W/nginx-src" && make -s -f "$W/objs/Makefile" modules >/dev/null)
+(cd "$W/nginx-src" && MAKEFLAGS= make -s -f "$W/objs/Makefile" modules >/dev/null)
 
 so="$W/objs/ngx_http_lua_nats_module.so"
 sig_mod=$(strings "$so" | grep -E '^[0-9],[0-9],[0-9],[01]{34}$' | head -1)

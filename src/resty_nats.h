@@ -39,7 +39,7 @@ extern "C" {
 /* cdef begin */
 
 enum {
-    RESTY_NATS_DONE     = 1,      /* resty_nats_subs_deliver() only */
+    RESTY_NATS_DONE     = 1,      /* subs_deliver(), subs_set_max() */
     RESTY_NATS_OK       = 0,
     RESTY_NATS_ERROR    = -1,
     RESTY_NATS_AGAIN    = -2,
@@ -196,7 +196,7 @@ int resty_nats_parser_info(resty_nats_parser_t *p, const char *json,
  *          allowed too); the tokens "*" and ">" are refused (they are
  *          wildcards), "*" or ">" inside a longer token is literal.
  * sub_subject: as subject, and "*" may be a token, ">" may be the last.
- * queue: one non-empty token of bytes 33-126.
+ * queue: non-empty, no byte below 33 nor 127 (dots and UTF-8 allowed).
  */
 int resty_nats_validate_subject(const char *s, size_t len, char *err,
     size_t *errlen);
@@ -251,8 +251,11 @@ int resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
     size_t subject_len, const char *queue, size_t queue_len,
     uint64_t *sid, char *err, size_t *errlen);
 /*
- * After max more deliveries the subscription ends (max 0: no limit).
- * RESTY_NATS_DECLINED if the sid is unknown.
+ * The subscription ends after max deliveries in all, counted from its SUB
+ * (as the server counts "UNSUB <sid> <max>"); max 0: no limit.
+ * RESTY_NATS_OK; RESTY_NATS_DONE when max deliveries were already counted
+ * (the subscription is removed at once); RESTY_NATS_DECLINED if the sid
+ * is unknown.
  */
 int resty_nats_subs_set_max(resty_nats_subs_t *t, uint64_t sid,
     uint64_t max);
