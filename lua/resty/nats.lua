@@ -504,6 +504,10 @@ local function apply_info(self, ev)
     }
 
     self._info = si
+    if self._pool then
+        -- what a connection taken from the pool will assume
+        server_info_by_pool[self._pool] = si
+    end
     self._max_payload = max_payload
     C.resty_nats_parser_set_max_payload(self._parser, max_payload)
     return si
@@ -787,7 +791,6 @@ function _M.connect(self, host, port, opts)
         return false, err
     end
 
-    server_info_by_pool[pool] = self._info
     self._connected = true
     return true
 end
@@ -1112,13 +1115,24 @@ function _M.set_keepalive(self, ...)
         return nil, "subscribed state"
     end
 
+    if self._info and self._info.ldm then
+        -- the server is shutting down: don't keep its connections
+        self:close()
+        return nil, "server in lame duck mode"
+    end
+
     local ok, err = drain_idle(self)
     if not ok then
         self:close()
         return nil, err or "unread data"
     end
 
-    ok, err = sock:setkeepalive(...)
+    -- a lua-nginx-module patched with patches/ answers server PINGs on
+    -- idle pooled connections; the stock pool closes them at the first
+    -- byte (see README: set_keepalive)
+    local keepalive = sock.setkeepalive_nats or sock.setkeepalive
+
+    ok, err = keepalive(sock, ...)
     if not ok and err == "connection in dubious state" then
         -- bytes arrived after the last read (a server PING, say): take
         -- them in, answer them and try once more
@@ -1134,7 +1148,7 @@ function _M.set_keepalive(self, ...)
             end
             ok, err = drain_idle(self)
             if ok then
-                ok, err = sock:setkeepalive(...)
+                ok, err = keepalive(sock, ...)
             end
         end
         if not ok then

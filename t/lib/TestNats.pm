@@ -56,8 +56,13 @@ our @Modules = qw(ndk_http_module ngx_http_lua_module ngx_http_lua_nats_module);
 our $SystemModulesDir = '/usr/lib/nginx/modules';
 our $LuaPackagePath = "$RepoRoot/lua/?.lua;/usr/share/lua/5.1/?.lua;;";
 
+# set to 1 (before run_tests) to load the system's stock lua module
+# instead of the one in the modules dir (patched by the build)
+our $StockLua = 0;
+
 our @EXPORT = qw(
     plan_tests block_tests load_module_lines nats_module_available
+    patched_lua_module
     $RepoRoot $ModulesDir $LuaPackagePath $Runner
 );
 
@@ -81,11 +86,24 @@ sub nats_module_available () {
 #   - from $TEST_NGINX_MODULES_DIR (default <repo>/build/modules);
 #   - ndk / lua fall back to the system copies in /usr/lib/nginx/modules;
 #   - the nats module is left out (with a note) while it is not built yet.
+# the lua module the suites load has the setkeepalive_nats patch
+sub patched_lua_module () {
+    my $path = "$ModulesDir/ngx_http_lua_module.so";
+    open my $fh, '<:raw', $path or return 0;
+    local $/;
+    my $bin = <$fh>;
+    close $fh;
+    return index($bin, "setkeepalive_nats") >= 0 ? 1 : 0;
+}
+
 sub load_module_lines () {
     return $LoadLines if defined $LoadLines;
     my @lines;
     for my $m (@Modules) {
         my $path = "$ModulesDir/$m.so";
+        if ($StockLua && $m eq 'ngx_http_lua_module') {
+            $path = "$SystemModulesDir/$m.so";
+        }
         if (!-f $path && $m ne 'ngx_http_lua_nats_module'
             && -f "$SystemModulesDir/$m.so")
         {
