@@ -272,3 +272,32 @@ falsecallback is not a function
 table payload raises: true
 --- no_error_log
 [error]
+
+
+
+=== TEST 9: wait answers the server's PINGs: 3.5 s of waiting on a server that PINGs every second leaves the connection alive
+--- timeout: 10
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            n:set_timeout(3500)
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PING_PORT))
+            local got
+            assert(n:subscribe("pinged.quiet", function(m) got = m.payload end))
+            local ok, err = n:wait(1)
+            ngx.say("quiet wait: ", ok, " ", err)
+            assert(n:publish("pinged.quiet", "alive"))
+            ok, err = n:wait(1)
+            ngx.say("then: ", ok, " ", err, " ", got)
+            n:close()
+        }
+    }
+--- request
+GET /t
+--- response_body
+quiet wait: false timeout
+then: true nil alive
+--- error_log
+lua tcp socket read timed out

@@ -11,6 +11,8 @@ local ffi_string = ffi.string
 local ffi_gc = ffi.gc
 local tcp = ngx.socket.tcp
 local ngx_log = ngx.log
+local ngx_now = ngx.now
+local ngx_update_time = ngx.update_time
 local ngx_ERR = ngx.ERR
 local ngx_WARN = ngx.WARN
 local type = type
@@ -375,6 +377,7 @@ function _M.set_timeout(self, timeout)
     end
 
     sock:settimeout(timeout)
+    self._timeouts = { timeout, timeout, timeout }
     return true
 end
 
@@ -386,6 +389,7 @@ function _M.set_timeouts(self, connect_timeout, send_timeout, read_timeout)
     end
 
     sock:settimeouts(connect_timeout, send_timeout, read_timeout)
+    self._timeouts = { connect_timeout, send_timeout, read_timeout }
     return true
 end
 
@@ -515,7 +519,9 @@ end
 
 
 -- reads from the socket into the parser until an event is ready
-local function next_event(self)
+-- deadline (ms, from ngx.now()): when set, the read waits at most until
+-- then, however much control traffic (server PINGs) arrives meanwhile
+local function next_event(self, deadline)
     local p = self._parser
     local ev = self._ev
     while true do
@@ -532,7 +538,25 @@ local function next_event(self)
             return nil, err, true
         end
 
-        local data, err = self._sock:receiveany(READ_SIZE)
+        local sock = self._sock
+        local to = deadline and self._timeouts
+        if to then
+            ngx_update_time()
+            local left = deadline - ngx_now() * 1000
+            if left <= 0 then
+                return nil, "timeout"
+            end
+            if left >= to[3] then
+                to = nil
+            else
+                sock:settimeouts(to[1], to[2], left)
+            end
+        end
+
+        local data, err = sock:receiveany(READ_SIZE)
+        if to then
+            sock:settimeouts(to[1], to[2], to[3])
+        end
         if not data then
             -- a read timeout leaves the connection usable
             return nil, err, err ~= "timeout"
@@ -1037,8 +1061,17 @@ function _M.wait(self, quantity)
     local subs = self._subs
     local subtab = self._subtab
 
+    -- the read timeout counts from the last message delivered, not from
+    -- the last byte: server PINGs do not keep wait() from timing out
+    local rt = self._timeouts and self._timeouts[3]
+    local deadline
+    if rt and rt > 0 then
+        ngx_update_time()
+        deadline = ngx_now() * 1000 + rt
+    end
+
     while true do
-        local ev, err, fatal = next_event(self)
+        local ev, err, fatal = next_event(self, deadline)
         if not ev then
             if fatal then
                 return fail(self, err)
@@ -1084,6 +1117,9 @@ function _M.wait(self, quantity)
 
                 count = count + 1
                 sub.callback(msg)
+                if deadline then
+                    deadline = ngx_now() * 1000 + rt
+                end
 
                 if quantity > 0 and count >= quantity then
                     return true
