@@ -255,7 +255,7 @@ received: 1048576
             ngx.say(n:subscribe(42, function() end))
             ngx.say(n:subscribe("a", "not a function"))
             ngx.say(n:publish(nil, "x"))
-            ngx.say(n:request("a", "x", nil))
+            ngx.say(n:request("a", "x", "not a function"))
             local ok, err = pcall(n.publish, n, "a", {})
             ngx.say("table payload raises: ", not ok)
             n:close()

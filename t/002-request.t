@@ -70,7 +70,7 @@ POST /t
             ok, err = n:wait(1)
             ngx.say("wait: ", ok, " ", err)
             ngx.say("payload: ", reply.payload)
-            ngx.say("inbox: ", reply.subject:match("^_INBOX%.[%w]+$") ~= nil)
+            ngx.say("inbox: ", reply.subject:match("^_INBOX%.%w+%.%w+$") ~= nil)
             ngx.say("sid: ", type(reply.sid))
             -- the inbox subscription ended with its reply: poolable
             ngx.say("keepalive: ", n:set_keepalive(10000, 10))

@@ -198,7 +198,7 @@ nats: protocol error
 --- request
 GET /t
 --- response_body
-connect: false Authorization Violation
+connect: false authorization violation
 --- no_error_log
 [crit]
 

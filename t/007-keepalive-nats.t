@@ -103,7 +103,7 @@ __DATA__
                 local body = assert(s:receive("*a"))
                 s:close()
                 local cids = {}
-                for cid in body:gmatch('"cid":(%d+),[^{}]-"name":"' .. name .. '"') do
+                for cid in body:gmatch('"cid":%s*(%d+),[^{}]-"name":%s*"' .. name .. '"') do
                     cids[#cids + 1] = cid
                 end
                 return table.concat(cids, ",")
@@ -124,9 +124,12 @@ __DATA__
             assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PING_PORT, opts))
             ngx.say("reused: ", n:get_reused_times())
             local got
-            assert(n:subscribe("ka.self", function(m) got = m.payload end))
+            local sid = assert(n:subscribe("ka.self", function(m)
+                got = m.payload
+            end))
             assert(n:publish("ka.self", "still here"))
             assert(n:wait(1))
+            assert(n:unsubscribe(sid))
             ngx.say("got: ", got)
             local after = connz(name)
             ngx.say("same connection: ", before ~= "" and before == after,

@@ -21,17 +21,24 @@ local tonumber = tonumber
 local setmetatable = setmetatable
 local error = error
 local pcall = pcall
+local pairs = pairs
+local ipairs = ipairs
+local next = next
 local str_lower = string.lower
 local str_find = string.find
 local str_sub = string.sub
+local str_byte = string.byte
+local tab_sort = table.sort
+local tab_concat = table.concat
+local math_random = math.random
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 local mt = { __index = _M }
 
 
 -- mirrors src/resty_nats.h between "cdef begin" and "cdef end"
--- (t/unit checks that the two stay identical)
+-- (ctest cdef_in_sync checks that the two stay identical)
 if not pcall(ffi.typeof, "resty_nats_event_t") then
     ffi.cdef[[
 
@@ -306,12 +313,19 @@ end
 
 local C = load_core()
 
+-- optional: concurrent synchronous requests on one object (lua-resty-core)
+local semaphore
+do
+    local ok, sema = pcall(require, "ngx.semaphore")
+    if ok then
+        semaphore = sema
+    end
+end
+
 
 local OK = 0
-local ERROR = -1
 local AGAIN = -2
 local DONE = 1
-local DECLINED = -5
 
 local EV_INFO = 1
 local EV_MSG = 2
@@ -326,16 +340,22 @@ local ERRBUF_SIZE = 256
 local FRAME_SIZE = 4096
 local INBOX_TOKEN_LEN = 22
 local DEFAULT_MAX_PAYLOAD = 1048576
+local DEFAULT_REQUEST_TIMEOUT = 5000    -- ms, without a read timeout
+local DEFAULT_PORT = 4222
+local SERVER_DOWN_TIME = 2              -- s a failed server is tried last
 
 local PING = "PING\r\n"
 local PONG = "PONG\r\n"
 local CRLF = "\r\n"
 
-local str_t = ffi.typeof("resty_nats_str_t")
 
--- server facts learnt from INFO, cached per worker by pool name: a
--- connection taken from the pool gets no INFO again
+-- Per-worker caches of server facts, never of request state:
+-- the INFO of each pool (a connection taken from the pool gets no INFO
+-- again), cluster members learnt from INFO connect_urls per seed list,
+-- and servers that failed recently (tried last for a few seconds).
 local server_info_by_pool = {}
+local learned_urls = {}
+local down_until = {}
 
 
 -- -ERR texts after which the server keeps the connection open
@@ -395,8 +415,7 @@ end
 
 
 local function last_error(self)
-    local sizes = self._sizes
-    return ffi_string(self._errbuf, sizes[1])
+    return ffi_string(self._errbuf, self._sizes[1])
 end
 
 
@@ -405,10 +424,10 @@ local function reset_errlen(self)
 end
 
 
--- calls a framer with the per-object frame buffer, growing it when the
--- frame does not fit; returns the frame as a Lua string or nil, err
+-- calls a framer (buf, size, n, args..., err, errlen) with the object's
+-- frame buffer, growing it when the frame does not fit; returns the frame
+-- as a Lua string, or nil, err
 local function frame_call(self, f, ...)
-    -- the framers take (buf, size, n, args..., err, errlen)
     local sizes = self._sizes
     while true do
         sizes[1] = ERRBUF_SIZE
@@ -432,6 +451,23 @@ local function frame_call(self, f, ...)
 end
 
 
+-- wakes every synchronous request still waiting, with err
+local function fail_waiters(self, err)
+    local resp = self._resp
+    if not resp then
+        return
+    end
+    for token, entry in pairs(resp) do
+        if entry.sema then
+            resp[token] = nil
+            entry.done = true
+            entry.err = err
+            entry.sema:post(1)
+        end
+    end
+end
+
+
 -- closes the connection after a failure that leaves it unusable
 local function fail(self, err)
     local sock = self._sock
@@ -439,45 +475,8 @@ local function fail(self, err)
         sock:close()
     end
     self._connected = false
+    fail_waiters(self, err)
     return false, err
-end
-
-
--- answers every complete event in the parser that needs no caller: used
--- before pooling; returns true when the parser is empty afterwards
-local function drain_idle(self)
-    local p = self._parser
-    local ev = self._ev
-    while true do
-        reset_errlen(self)
-        local rc = C.resty_nats_parser_next(p, ev, self._errbuf,
-                                            self._sizes + 1)
-        if rc == AGAIN then
-            return C.resty_nats_parser_buffered(p) == 0
-        end
-
-        if rc ~= OK then
-            return nil, "protocol error: " .. last_error(self)
-        end
-
-        local t = ev.type
-        if t == EV_PING then
-            local _, err = self._sock:send(PONG)
-            if err then
-                return nil, err
-            end
-
-        elseif t == EV_MSG or t == EV_HMSG then
-            -- a message for a subscription that is gone: dropped
-            if self._subs[tonumber(ev.sid)] then
-                return nil, "unread messages"
-            end
-
-        elseif t == EV_ERR then
-            return nil, ffi_string(ev.payload.data, ev.payload.len)
-        end
-        -- PONG, +OK, INFO: nothing to do
-    end
 end
 
 
@@ -501,11 +500,43 @@ local function apply_info(self, ev)
         headers = info.headers ~= 0,
         proto = tonumber(info.proto),
         server_id = ffi_string(info.server_id.data, info.server_id.len),
+        server_name = ffi_string(info.server_name.data,
+                                 info.server_name.len),
         version = ffi_string(info.version.data, info.version.len),
+        nonce = ffi_string(info.nonce.data, info.nonce.len),
+        client_id = tonumber(info.client_id),
         auth_required = info.auth_required ~= 0,
         tls_required = info.tls_required ~= 0,
+        tls_available = info.tls_available ~= 0,
+        tls_verify = info.tls_verify ~= 0,
         ldm = info.ldm ~= 0,
+        jetstream = info.jetstream ~= 0,
     }
+
+    local urls = ffi_string(info.connect_urls.data, info.connect_urls.len)
+    if urls ~= "" then
+        local list = {}
+        for u in urls:gmatch("[^,]+") do
+            list[#list + 1] = u
+        end
+        si.connect_urls = list
+        local key = self._cluster_key
+        if key then
+            local known = learned_urls[key]
+            if not known then
+                known = {}
+                learned_urls[key] = known
+            end
+            for _, u in ipairs(list) do
+                known[u] = true
+            end
+        end
+    end
+
+    if si.ldm then
+        ngx_log(ngx_WARN, "nats: server ", si.server_id,
+                " entered lame duck mode")
+    end
 
     self._info = si
     if self._pool then
@@ -518,9 +549,10 @@ local function apply_info(self, ev)
 end
 
 
--- reads from the socket into the parser until an event is ready
--- deadline (ms, from ngx.now()): when set, the read waits at most until
--- then, however much control traffic (server PINGs) arrives meanwhile
+-- reads from the socket into the parser until an event is ready.
+-- deadline (ms, as ngx.now() * 1000): when set, the read waits at most
+-- until then, however much control traffic arrives meanwhile.
+-- Returns ev, or nil, err, fatal
 local function next_event(self, deadline)
     local p = self._parser
     local ev = self._ev
@@ -540,16 +572,18 @@ local function next_event(self, deadline)
 
         local sock = self._sock
         local to = deadline and self._timeouts
-        if to then
+        if deadline then
             ngx_update_time()
             local left = deadline - ngx_now() * 1000
             if left <= 0 then
                 return nil, "timeout"
             end
-            if left >= to[3] then
+            if to and left >= to[3] then
                 to = nil
-            else
+            elseif to then
                 sock:settimeouts(to[1], to[2], left)
+            else
+                sock:settimeout(left)
             end
         end
 
@@ -594,8 +628,28 @@ local function build_headers(ev)
 end
 
 
--- handles one server event that is not a message; returns false, err
--- (and closes when fatal) for -ERR and protocol problems
+local function build_msg(ev, sid)
+    local msg = {
+        subject = ffi_string(ev.subject.data, ev.subject.len),
+        sid = sid,
+        reply_to = ev.reply.len > 0
+                   and ffi_string(ev.reply.data, ev.reply.len) or nil,
+        payload = ffi_string(ev.payload.data, ev.payload.len),
+    }
+    if ev.type == EV_HMSG then
+        msg.headers = build_headers(ev)
+        if ev.status ~= 0 then
+            msg.status = ev.status
+            msg.description = ffi_string(ev.description.data,
+                                         ev.description.len)
+        end
+    end
+    return msg
+end
+
+
+-- handles one server event that is not a message; returns true, or
+-- false, err (closing the connection when the error is fatal)
 local function handle_control(self, ev)
     local t = ev.type
     if t == EV_PING then
@@ -629,8 +683,375 @@ local function handle_control(self, ev)
 end
 
 
-local function do_handshake(self, opts)
-    local ev, err, fatal = next_event(self)
+local function drop_sub(self, nsid)
+    if self._subs[nsid] then
+        self._subs[nsid] = nil
+        self._nsubs = self._nsubs - 1
+    end
+    C.resty_nats_subs_remove(self._subtab, nsid)
+end
+
+
+-- a reply on the muxed inbox: returns the number of messages it counts
+-- for wait() (1 for a callback request), or nil, err to stop the reader
+local function deliver_reply(self, ev, nsid, sub)
+    local plen = #self._inbox_prefix
+    if ev.subject.len <= plen then
+        return 0
+    end
+    local token = ffi_string(ev.subject.data + plen, ev.subject.len - plen)
+    local entry = self._resp[token]
+    if not entry then
+        -- a late reply (the request timed out) or a second responder
+        return 0
+    end
+
+    self._resp[token] = nil
+    self._nresp = self._nresp - 1
+
+    local msg = build_msg(ev, sub.sid)
+    local no_responders = msg.status == 503 and msg.payload == ""
+
+    if entry.callback then
+        if no_responders then
+            return nil, "no responders"
+        end
+        entry.callback(msg)
+        return 1
+    end
+
+    entry.done = true
+    if no_responders then
+        entry.err = "no responders"
+    else
+        entry.msg = msg
+    end
+    if entry.sema then
+        entry.sema:post(1)
+    end
+    return 0
+end
+
+
+-- The reader: reads and dispatches until stop() is true, the deadline
+-- passes (rt: the deadline moves on by rt ms with every message counted
+-- for wait), or an error. Returns true, or false, err.
+local function run(self, deadline, rt, stop)
+    local subs = self._subs
+    local subtab = self._subtab
+
+    while not stop() do
+        local ev, err, fatal = next_event(self, deadline)
+        if not ev then
+            if fatal then
+                return fail(self, err)
+            end
+            return false, err
+        end
+
+        local t = ev.type
+        if t == EV_MSG or t == EV_HMSG then
+            local nsid = tonumber(ev.sid)
+            local sub = subs[nsid]
+            local counted = 0
+            if sub and nsid == self._inbox_sid then
+                counted, err = deliver_reply(self, ev, nsid, sub)
+                if not counted then
+                    return false, err
+                end
+
+            elseif sub then
+                local rc = C.resty_nats_subs_deliver(subtab, ev.sid)
+                if rc == OK or rc == DONE then
+                    local msg = build_msg(ev, sub.sid)
+                    if rc == DONE then
+                        subs[nsid] = nil
+                        self._nsubs = self._nsubs - 1
+                    end
+                    sub.callback(msg)
+                    counted = 1
+                end
+            end
+            -- (a message for a subscription that ended is dropped)
+
+            if counted > 0 then
+                self._delivered = self._delivered + counted
+                if rt then
+                    deadline = ngx_now() * 1000 + rt
+                end
+            end
+
+        else
+            local ok
+            ok, err = handle_control(self, ev)
+            if not ok then
+                return false, err
+            end
+        end
+    end
+
+    return true
+end
+
+
+-- hands the socket over to a synchronous request waiting for it
+local function handoff(self)
+    local resp = self._resp
+    if not resp then
+        return
+    end
+    for _, entry in pairs(resp) do
+        if entry.sema and not entry.done then
+            entry.takeover = true
+            entry.sema:post(1)
+            return
+        end
+    end
+end
+
+
+-- runs the reader when no other light thread is reading this object
+local function read_until(self, deadline, rt, stop)
+    if self._reading then
+        return false, "busy: another light thread is reading this connection"
+    end
+
+    self._reading = true
+    local ok, err = run(self, deadline, rt, stop)
+    self._reading = false
+    handoff(self)
+    return ok, err
+end
+
+
+local function read_timeout(self)
+    local to = self._timeouts
+    return to and to[3]
+end
+
+
+local function now_ms()
+    ngx_update_time()
+    return ngx_now() * 1000
+end
+
+
+---------------------------------------------------------------------------
+-- connecting
+
+-- "nats://user:pass@host:port", "tls://host", "host:port", "host"
+local function parse_url(url)
+    if type(url) ~= "string" then
+        return nil, "server URL is not a string"
+    end
+
+    local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+    if not scheme then
+        rest = url
+        scheme = "nats"
+    end
+    scheme = str_lower(scheme)
+    if scheme ~= "nats" and scheme ~= "tls" then
+        return nil, "unsupported URL scheme: " .. scheme
+    end
+
+    rest = rest:gsub("/.*$", "")
+    local user, pass
+    local userinfo, hostport = rest:match("^(.*)@([^@]*)$")
+    if userinfo then
+        user, pass = userinfo:match("^([^:]*):(.*)$")
+        if not user then
+            user = userinfo
+        end
+        user = ngx.unescape_uri(user)
+        pass = pass and ngx.unescape_uri(pass)
+    else
+        hostport = rest
+    end
+
+    local host, port = hostport:match("^%[(.+)%]:(%d+)$")
+    if not host then
+        host, port = hostport:match("^([^:]+):(%d+)$")
+    end
+    if not host then
+        host = hostport:match("^%[(.+)%]$") or hostport
+    end
+    if host == "" or host:find("[%s/]") then
+        return nil, "invalid server URL: " .. url
+    end
+
+    port = tonumber(port) or DEFAULT_PORT
+    return { host = host, port = port, tls = scheme == "tls", user = user,
+             pass = pass, url = url,
+             key = (scheme == "tls" and "tls://" or "") .. host .. ":"
+                   .. port }
+end
+
+
+-- the servers to try, in order: the seed list (shuffled unless
+-- no_randomize) with the members learnt from INFO, recently failed ones
+-- last
+local function server_list(opts, host, port)
+    local list = {}
+    local seen = {}
+    local cluster_key
+
+    local function add(s)
+        if not seen[s.key] then
+            seen[s.key] = true
+            list[#list + 1] = s
+        end
+    end
+
+    if opts and opts.servers then
+        if type(opts.servers) ~= "table" or #opts.servers == 0 then
+            return nil, "opts.servers must be a non-empty list"
+        end
+        local keys = {}
+        for _, url in ipairs(opts.servers) do
+            local s, err = parse_url(url)
+            if not s then
+                return nil, err
+            end
+            add(s)
+            keys[#keys + 1] = s.key
+        end
+        cluster_key = tab_concat(keys, ",")
+
+    elseif host then
+        if str_sub(tostring(host), 1, 5) == "unix:" then
+            add({ host = host, key = host, unix = true })
+        else
+            add({ host = host, port = tonumber(port) or DEFAULT_PORT,
+                  key = host .. ":" .. (tonumber(port) or DEFAULT_PORT) })
+        end
+        cluster_key = list[1].key
+
+    else
+        return nil, "no server to connect to"
+    end
+
+    local known = learned_urls[cluster_key]
+    if known then
+        local tls = list[1].tls
+        for u in pairs(known) do
+            local s = parse_url((tls and "tls://" or "nats://") .. u)
+            if s then
+                add(s)
+            end
+        end
+    end
+
+    if #list > 1 and not (opts and opts.no_randomize) then
+        for i = #list, 2, -1 do
+            local j = math_random(i)
+            list[i], list[j] = list[j], list[i]
+        end
+    end
+
+    local now = ngx_now()
+    local up, down = {}, {}
+    for _, s in ipairs(list) do
+        local d = down_until[s.key]
+        if d and d > now then
+            down[#down + 1] = s
+        else
+            up[#up + 1] = s
+        end
+    end
+    for _, s in ipairs(down) do
+        up[#up + 1] = s
+    end
+
+    return up, cluster_key
+end
+
+
+local function read_file(path)
+    local f, err = io.open(path, "rb")
+    if not f then
+        return nil, err
+    end
+    local data = f:read("*a")
+    f:close()
+    return data
+end
+
+
+-- the TLS upgrade, right after INFO
+local function tls_handshake(self, srv, tls)
+    local sock = self._sock
+    tls = type(tls) == "table" and tls or {}
+
+    if tls.cert or tls.key then
+        if not sock.setclientcert then
+            return nil, "client certificates need lua-nginx-module "
+                        .. "0.10.22 or later"
+        end
+        local ok, ssl = pcall(require, "ngx.ssl")
+        if not ok then
+            return nil, "client certificates need lua-resty-core (ngx.ssl)"
+        end
+        local cert_pem, key_pem = tls.cert, tls.key
+        if tls.cert and not tls.cert:find("-----BEGIN", 1, true) then
+            local err
+            cert_pem, err = read_file(tls.cert)
+            if not cert_pem then
+                return nil, "cannot read the client certificate: " .. err
+            end
+        end
+        if tls.key and not tls.key:find("-----BEGIN", 1, true) then
+            local err
+            key_pem, err = read_file(tls.key)
+            if not key_pem then
+                return nil, "cannot read the client key: " .. err
+            end
+        end
+        local cert, err = ssl.parse_pem_cert(cert_pem or "")
+        if not cert then
+            return nil, "bad client certificate: " .. tostring(err)
+        end
+        local key
+        key, err = ssl.parse_pem_priv_key(key_pem or "")
+        if not key then
+            return nil, "bad client key: " .. tostring(err)
+        end
+        local ok2
+        ok2, err = sock:setclientcert(cert, key)
+        if not ok2 then
+            return nil, err
+        end
+    end
+
+    local server_name = tls.server_name
+    if server_name == nil and not srv.host:match("^[%d.]+$")
+       and not srv.host:find(":", 1, true)
+    then
+        server_name = srv.host
+    end
+
+    local verify = tls.verify ~= false
+    local session, err = sock:sslhandshake(nil, server_name, verify)
+    if not session then
+        return nil, "tls handshake failed: " .. tostring(err)
+    end
+    self._tls = true
+    return true
+end
+
+
+local function set_str(o, anchors, field, value)
+    if value ~= nil then
+        value = tostring(value)
+        anchors[#anchors + 1] = value
+        o[field].data = value
+        o[field].len = #value
+    end
+end
+
+
+local function handshake(self, srv, opts)
+    local ev, err = next_event(self)
     if not ev then
         return nil, err
     end
@@ -656,33 +1077,86 @@ local function do_handshake(self, opts)
         return nil, err
     end
 
+    local want_tls = srv.tls or (opts and opts.tls)
+    if si.tls_required or want_tls then
+        if not si.tls_required and not si.tls_available and want_tls then
+            return nil, "the server does not support TLS"
+        end
+        local ok
+        ok, err = tls_handshake(self, srv, opts and opts.tls)
+        if not ok then
+            return nil, err
+        end
+    end
+
     local o = ffi_new("resty_nats_connect_opts_t")
-    o.verbose = 0
-    o.pedantic = 0
-    o.tls_required = 0
+    local anchors = {}
+    o.verbose = opts and opts.verbose and 1 or 0
+    o.pedantic = opts and opts.pedantic and 1 or 0
+    o.tls_required = self._tls and 1 or 0
     o.echo = -1
     o.protocol = 1
     o.headers = si.headers and 1 or 0
     o.no_responders = si.headers and 1 or 0
-    local anchors = {}
-    local function set_str(field, value)
-        if value ~= nil then
-            value = tostring(value)
-            anchors[#anchors + 1] = value
-            o[field].data = value
-            o[field].len = #value
-        end
-    end
-    set_str("lang", "lua")
-    set_str("version", _M._VERSION)
+    set_str(o, anchors, "lang", "lua")
+    set_str(o, anchors, "version", _M._VERSION)
+
     if opts then
-        set_str("name", opts.name)
-        set_str("user", opts.user)
-        set_str("pass", opts.pass)
-        set_str("auth_token", opts.token)
-        if opts.echo ~= nil then
+        set_str(o, anchors, "name", opts.name)
+        if opts.echo ~= nil and si.proto >= 1 then
             o.echo = opts.echo and 1 or 0
         end
+    end
+
+    local user = srv.user or (opts and opts.user)
+    local pass = srv.pass or (opts and opts.pass)
+    if user and (srv.user or not (opts and opts.token)) then
+        set_str(o, anchors, "user", user)
+        set_str(o, anchors, "pass", pass)
+    end
+    if opts and opts.token then
+        set_str(o, anchors, "auth_token", opts.token)
+    end
+
+    local seed
+    if opts and opts.creds then
+        local nkeys = require "resty.nats.nkeys"
+        local text = opts.creds
+        if not text:find("-----BEGIN", 1, true) then
+            text, err = read_file(text)
+            if not text then
+                return nil, "cannot read the creds file: " .. err
+            end
+        end
+        local jwt
+        jwt, seed, err = nkeys.parse_creds(text)
+        if not jwt then
+            return nil, err
+        end
+        set_str(o, anchors, "jwt", jwt)
+
+    elseif opts and opts.nkey then
+        local nkeys = require "resty.nats.nkeys"
+        seed = opts.nkey
+        local pub
+        pub, err = nkeys.public_key(seed)
+        if not pub then
+            return nil, err
+        end
+        set_str(o, anchors, "nkey", pub)
+    end
+
+    if seed then
+        if si.nonce == "" then
+            return nil, "the server sent no nonce to sign"
+        end
+        local nkeys = require "resty.nats.nkeys"
+        local sig
+        sig, err = nkeys.sign(seed, si.nonce)
+        if not sig then
+            return nil, err
+        end
+        set_str(o, anchors, "sig", sig)
     end
 
     local frame
@@ -699,7 +1173,7 @@ local function do_handshake(self, opts)
     end
 
     while true do
-        ev, err, fatal = next_event(self)
+        ev, err = next_event(self)
         if not ev then
             return nil, err
         end
@@ -715,7 +1189,11 @@ local function do_handshake(self, opts)
             end
 
         elseif t == EV_ERR then
-            return nil, ffi_string(ev.payload.data, ev.payload.len)
+            local text = ffi_string(ev.payload.data, ev.payload.len)
+            if str_lower(text) == "authorization violation" then
+                return nil, "authorization violation"
+            end
+            return nil, text
 
         elseif t == EV_INFO then
             local ok
@@ -731,67 +1209,78 @@ local function do_handshake(self, opts)
 end
 
 
--- connect(host, port [, opts]) or connect("unix:/path" [, opts])
-function _M.connect(self, host, port, opts)
+local function pool_name(srv, opts)
+    if opts and opts.pool then
+        return opts.pool
+    end
+
+    local parts = { srv.key }
+    if opts then
+        -- a different identity or TLS setting needs a different pool
+        parts[#parts + 1] = tostring(opts.user or srv.user or "")
+        parts[#parts + 1] = tostring(opts.token or "")
+        parts[#parts + 1] = opts.nkey
+                            and ("nkey:" .. ngx.crc32_long(opts.nkey)) or ""
+        parts[#parts + 1] = tostring(opts.creds and "creds" or "")
+        parts[#parts + 1] = opts.tls and "tls" or ""
+        parts[#parts + 1] = tostring(opts.name or "")
+    elseif srv.user then
+        parts[#parts + 1] = srv.user
+    end
+    return tab_concat(parts, ":")
+end
+
+
+local function connect_one(self, srv, opts)
     local sock = self._sock
-    if not sock then
-        return false, "not initialized"
-    end
+    local pool = pool_name(srv, opts)
+    local copts = { pool = pool, pool_size = opts and opts.pool_size }
 
-    if type(port) == "table" then
-        opts = port
-        port = nil
-    end
-
-    if opts ~= nil and type(opts) ~= "table" then
-        error("bad argument #3 to 'connect' (table expected, got "
-              .. type(opts) .. ")", 2)
-    end
-
-    local pool = opts and opts.pool
-    if not pool then
-        pool = port and (tostring(host) .. ":" .. tostring(port))
-               or tostring(host)
-        if opts then
-            -- a different identity needs a different pool
-            pool = pool .. ":" .. tostring(opts.user or "") .. ":"
-                   .. tostring(opts.token or opts.name or "")
+    if opts then
+        local ct, st, rt = opts.connect_timeout, opts.send_timeout,
+                           opts.read_timeout
+        if ct or st or rt then
+            local to = self._timeouts or { 60000, 60000, 60000 }
+            self:set_timeouts(ct or to[1], st or to[2], rt or to[3])
         end
     end
 
     local ok, err
-    if port then
-        ok, err = sock:connect(host, port, { pool = pool,
-                                             pool_size = opts
-                                                 and opts.pool_size })
+    if srv.unix then
+        ok, err = sock:connect(srv.host, copts)
     else
-        ok, err = sock:connect(host, { pool = pool,
-                                       pool_size = opts and opts.pool_size })
+        ok, err = sock:connect(srv.host, srv.port, copts)
     end
     if not ok then
-        return false, err
+        return nil, err
     end
 
     -- fresh protocol state for every connect
-    local errlen = self._sizes
     local pp = ffi_new("resty_nats_parser_t *[1]")
     if C.resty_nats_parser_new(pp, 0) ~= OK then
         sock:close()
-        return false, "no memory"
+        return nil, "no memory"
     end
     self._parser = ffi_gc(pp[0], C.resty_nats_parser_free)
 
     local tp = ffi_new("resty_nats_subs_t *[1]")
     if C.resty_nats_subs_new(tp) ~= OK then
         sock:close()
-        return false, "no memory"
+        return nil, "no memory"
     end
     self._subtab = ffi_gc(tp[0], C.resty_nats_subs_free)
     self._subs = {}
     self._nsubs = 0
     self._pings = 0
+    self._delivered = 0
+    self._resp = {}
+    self._nresp = 0
+    self._inbox_sid = nil
+    self._inbox_prefix = nil
+    self._reading = false
+    self._tls = false
     self._pool = pool
-    errlen[1] = ERRBUF_SIZE
+    self._server = srv
 
     local reused = sock:getreusedtimes()
     if reused and reused > 0 then
@@ -800,27 +1289,165 @@ function _M.connect(self, host, port, opts)
             self._info = si
             self._max_payload = si.max_payload
             C.resty_nats_parser_set_max_payload(self._parser, si.max_payload)
-            self._connected = true
             return true
         end
         -- a pooled connection this module knows nothing about: unusable
         sock:close()
-        return false, "pooled connection without server info"
+        return nil, "pooled connection without server info"
     end
 
-    ok, err = do_handshake(self, opts)
+    ok, err = handshake(self, srv, opts)
     if not ok then
         sock:close()
-        self._connected = false
-        return false, err
+        return nil, err
     end
 
-    self._connected = true
     return true
 end
 
 
-function _M.publish(self, subject, payload, reply_to)
+-- connect(host, port [, opts]), connect("unix:/path" [, opts]),
+-- connect(opts) with opts.servers
+function _M.connect(self, host, port, opts)
+    local sock = self._sock
+    if not sock then
+        return false, "not initialized"
+    end
+
+    if type(host) == "table" then
+        opts, host, port = host, nil, nil
+    elseif type(port) == "table" then
+        opts, port = port, nil
+    end
+
+    if opts ~= nil and type(opts) ~= "table" then
+        error("bad argument to 'connect' (options table expected, got "
+              .. type(opts) .. ")", 2)
+    end
+
+    local list, cluster_key = server_list(opts, host, port)
+    if not list then
+        return false, cluster_key
+    end
+    self._cluster_key = cluster_key
+
+    local errs = {}
+    for _, srv in ipairs(list) do
+        local ok, err = connect_one(self, srv, opts)
+        if ok then
+            down_until[srv.key] = nil
+            self._connected = true
+            return true
+        end
+
+        -- an authentication failure is the answer, not a dead server
+        if err == "authorization violation"
+           or str_find(str_lower(err), "authentication", 1, true)
+        then
+            return false, err
+        end
+
+        down_until[srv.key] = ngx_now() + SERVER_DOWN_TIME
+        errs[#errs + 1] = srv.key .. ": " .. tostring(err)
+        if #list == 1 then
+            return false, err
+        end
+    end
+
+    return false, "no server available (" .. tab_concat(errs, "; ") .. ")"
+end
+
+
+---------------------------------------------------------------------------
+-- publishing
+
+-- a Lua table { Name = "v" or { "v1", "v2" } } as a header array; the
+-- strings stay referenced by anchors while C reads them
+local function header_array(headers, anchors)
+    local names = {}
+    for k in pairs(headers) do
+        if type(k) ~= "string" then
+            return nil, "header names must be strings"
+        end
+        names[#names + 1] = k
+    end
+    tab_sort(names)
+
+    local n = 0
+    for _, k in ipairs(names) do
+        local v = headers[k]
+        n = n + (type(v) == "table" and #v or 1)
+    end
+
+    local arr = ffi_new("resty_nats_header_t[?]", n)
+    local i = 0
+    for _, k in ipairs(names) do
+        local v = headers[k]
+        local values = type(v) == "table" and v or { v }
+        for _, one in ipairs(values) do
+            one = tostring(one)
+            anchors[#anchors + 1] = one
+            anchors[#anchors + 1] = k
+            arr[i].name.data = k
+            arr[i].name.len = #k
+            arr[i].value.data = one
+            arr[i].value.len = #one
+            i = i + 1
+        end
+    end
+    return arr, n
+end
+
+
+local function check_payload(payload, fname)
+    if payload == nil then
+        return ""
+    end
+    local t = type(payload)
+    if t == "string" then
+        return payload
+    end
+    if t == "number" then
+        return tostring(payload)
+    end
+    error("bad argument #2 to '" .. fname .. "' (string expected, got "
+          .. t .. ")", 3)
+end
+
+
+-- the frames of one message: control line (plus header block), payload,
+-- CRLF; or nil, err
+local function message_frames(self, subject, payload, reply, headers)
+    local rlen = reply and #reply or 0
+    if headers and next(headers) ~= nil then
+        if not self._info or not self._info.headers then
+            return nil, "the server does not support headers"
+        end
+        local anchors = {}
+        local arr, n = header_array(headers, anchors)
+        if not arr then
+            return nil, n
+        end
+        local line, err = frame_call(self, C.resty_nats_frame_hpub, subject,
+                                     #subject, reply, rlen, arr, n, #payload,
+                                     self._max_payload, self._errbuf,
+                                     self._sizes + 1)
+        anchors = nil
+        if not line then
+            return nil, err
+        end
+        return line
+    end
+
+    return frame_call(self, C.resty_nats_frame_pub, subject, #subject, reply,
+                      rlen, #payload, self._max_payload, self._errbuf,
+                      self._sizes + 1)
+end
+
+
+-- publish(subject, payload, reply_to) or
+-- publish(subject, payload, { reply_to = ..., headers = { ... } })
+function _M.publish(self, subject, payload, opts)
     if not self._connected then
         return false, "not connected"
     end
@@ -829,28 +1456,24 @@ function _M.publish(self, subject, payload, reply_to)
         return false, "subject is not a string"
     end
 
-    if payload == nil then
-        payload = ""
-    elseif type(payload) ~= "string" then
-        if type(payload) ~= "number" then
-            error("bad argument #2 to 'publish' (string expected, got "
-                  .. type(payload) .. ")", 2)
+    payload = check_payload(payload, "publish")
+
+    local reply, headers
+    if type(opts) == "table" then
+        reply, headers = opts.reply_to, opts.headers
+        if headers ~= nil and type(headers) ~= "table" then
+            error("bad argument #3 to 'publish' (headers must be a table)",
+                  2)
         end
-        payload = tostring(payload)
+    else
+        reply = opts
     end
 
-    local rlen = 0
-    if reply_to ~= nil then
-        if type(reply_to) ~= "string" then
-            return false, "reply_to is not a string"
-        end
-        rlen = #reply_to
+    if reply ~= nil and type(reply) ~= "string" then
+        return false, "reply_to is not a string"
     end
 
-    local line, err = frame_call(self, C.resty_nats_frame_pub, subject,
-                                 #subject, reply_to, rlen, #payload,
-                                 self._max_payload, self._errbuf,
-                                 self._sizes + 1)
+    local line, err = message_frames(self, subject, payload, reply, headers)
     if not line then
         return false, err
     end
@@ -865,13 +1488,17 @@ function _M.publish(self, subject, payload, reply_to)
 end
 
 
-local function add_sub(self, subject, callback, queue, max, is_request)
-    local sids = self._sizes
+---------------------------------------------------------------------------
+-- subscriptions
+
+-- registers a subscription; returns nsid, frames (SUB, and UNSUB max)
+local function add_sub(self, subject, callback, queue, max)
     local qlen = queue and #queue or 0
     local sidbuf = ffi_new("uint64_t[1]")
     reset_errlen(self)
     local rc = C.resty_nats_subs_add(self._subtab, subject, #subject, queue,
-                                     qlen, sidbuf, self._errbuf, sids + 1)
+                                     qlen, sidbuf, self._errbuf,
+                                     self._sizes + 1)
     if rc ~= OK then
         return nil, last_error(self)
     end
@@ -900,22 +1527,14 @@ local function add_sub(self, subject, callback, queue, max, is_request)
     end
 
     self._subs[nsid] = { callback = callback, sid = tostring(nsid),
-                         subject = subject, is_request = is_request }
+                         subject = subject, queue = queue }
     self._nsubs = self._nsubs + 1
     return nsid, frames
 end
 
 
-local function drop_sub(self, nsid)
-    if self._subs[nsid] then
-        self._subs[nsid] = nil
-        self._nsubs = self._nsubs - 1
-    end
-    C.resty_nats_subs_remove(self._subtab, nsid)
-end
-
-
-function _M.subscribe(self, subject, callback)
+-- subscribe(subject, callback [, { queue = "q", max = n }])
+function _M.subscribe(self, subject, callback, opts)
     if not self._connected then
         return false, "not connected"
     end
@@ -928,7 +1547,25 @@ function _M.subscribe(self, subject, callback)
         return false, "callback is not a function"
     end
 
-    local nsid, frames = add_sub(self, subject, callback)
+    local queue, max
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #3 to 'subscribe' (table expected, got "
+                  .. type(opts) .. ")", 2)
+        end
+        queue = opts.queue
+        if queue ~= nil and type(queue) ~= "string" then
+            return false, "queue is not a string"
+        end
+        max = opts.max
+        if max ~= nil and (type(max) ~= "number" or max < 0
+                           or max % 1 ~= 0)
+        then
+            return false, "max is not a non-negative integer"
+        end
+    end
+
+    local nsid, frames = add_sub(self, subject, callback, queue, max)
     if not nsid then
         return false, frames
     end
@@ -943,23 +1580,36 @@ function _M.subscribe(self, subject, callback)
 end
 
 
-function _M.unsubscribe(self, sid)
+-- unsubscribe(sid [, max]): at once, or after max messages in all
+function _M.unsubscribe(self, sid, max)
     if not self._connected then
         return false, "not connected"
     end
 
     local nsid = tonumber(sid)
-    if not nsid or not self._subs[nsid] then
+    if not nsid or not self._subs[nsid] or nsid == self._inbox_sid then
         return false, "unknown sid"
     end
 
-    local line, err = frame_call(self, C.resty_nats_frame_unsub, nsid, 0,
+    if max ~= nil and (type(max) ~= "number" or max < 0 or max % 1 ~= 0) then
+        return false, "max is not a non-negative integer"
+    end
+    max = max or 0
+
+    local line, err = frame_call(self, C.resty_nats_frame_unsub, nsid, max,
                                  self._errbuf, self._sizes + 1)
     if not line then
         return false, err
     end
 
-    drop_sub(self, nsid)
+    if max > 0 then
+        if C.resty_nats_subs_set_max(self._subtab, nsid, max) == DONE then
+            self._subs[nsid] = nil
+            self._nsubs = self._nsubs - 1
+        end
+    else
+        drop_sub(self, nsid)
+    end
 
     local _
     _, err = self._sock:send(line)
@@ -971,66 +1621,52 @@ function _M.unsubscribe(self, sid)
 end
 
 
-local function new_inbox(self)
+---------------------------------------------------------------------------
+-- request/reply: one wildcard inbox subscription per connection
+
+local function inbox_frames(self)
+    if self._inbox_sid then
+        return nil
+    end
+
     local buf = self._fbuf
     if C.resty_nats_random_token(buf, INBOX_TOKEN_LEN) ~= OK then
         return nil, "no randomness for the inbox"
     end
-    return "_INBOX." .. ffi_string(buf, INBOX_TOKEN_LEN)
+    local prefix = "_INBOX." .. ffi_string(buf, INBOX_TOKEN_LEN) .. "."
+
+    local nsid, frames = add_sub(self, prefix .. "*", false)
+    if not nsid then
+        return nil, frames
+    end
+    self._inbox_sid = nsid
+    self._inbox_prefix = prefix
+    self._next_token = 0
+    return frames
 end
 
 
--- request(subject, payload, callback): the reply goes to callback from
--- wait(); the inbox subscription ends after one reply
-function _M.request(self, subject, payload, callback)
-    if not self._connected then
-        return false, "not connected"
-    end
-
+-- sends the request; returns the response entry, or nil, err
+local function send_request(self, subject, payload, headers, entry)
     if type(subject) ~= "string" then
-        return false, "subject is not a string"
+        return nil, "subject is not a string"
     end
 
-    if type(callback) ~= "function" then
-        return false, "callback is not a function"
+    local frames, err = inbox_frames(self)
+    if err then
+        return nil, err
     end
+    frames = frames or {}
 
-    if payload == nil then
-        payload = ""
-    elseif type(payload) ~= "string" then
-        if type(payload) ~= "number" then
-            error("bad argument #2 to 'request' (string expected, got "
-                  .. type(payload) .. ")", 2)
-        end
-        payload = tostring(payload)
-    end
+    local token = self._next_token + 1
+    self._next_token = token
+    token = tostring(token)
+    local reply = self._inbox_prefix .. token
 
-    -- validate the subject before anything is subscribed
-    local line, err = frame_call(self, C.resty_nats_frame_pub, subject,
-                                 #subject, nil, 0, #payload,
-                                 self._max_payload, self._errbuf,
-                                 self._sizes + 1)
+    local line
+    line, err = message_frames(self, subject, payload, reply, headers)
     if not line then
-        return false, err
-    end
-
-    local inbox
-    inbox, err = new_inbox(self)
-    if not inbox then
-        return false, err
-    end
-
-    local nsid, frames = add_sub(self, inbox, callback, nil, 1, true)
-    if not nsid then
-        return false, frames
-    end
-
-    line, err = frame_call(self, C.resty_nats_frame_pub, subject, #subject,
-                           inbox, #inbox, #payload, self._max_payload,
-                           self._errbuf, self._sizes + 1)
-    if not line then
-        drop_sub(self, nsid)
-        return false, err
+        return nil, err
     end
 
     local n = #frames
@@ -1041,13 +1677,118 @@ function _M.request(self, subject, payload, callback)
     local _
     _, err = self._sock:send(frames)
     if err then
-        drop_sub(self, nsid)
         return fail(self, err)
     end
 
-    return true
+    self._resp[token] = entry
+    self._nresp = self._nresp + 1
+    entry.token = token
+    return entry
 end
 
+
+-- request(subject, payload, callback): the reply goes to callback from
+-- wait(); returns true or false, err.
+-- request(subject, payload [, { timeout = ms, headers = {...} }]):
+-- waits for the reply; returns msg, or nil, err ("timeout",
+-- "no responders", ...)
+function _M.request(self, subject, payload, opts)
+    if type(opts) == "function" then
+        if not self._connected then
+            return false, "not connected"
+        end
+        if type(subject) ~= "string" then
+            return false, "subject is not a string"
+        end
+        payload = check_payload(payload, "request")
+        local entry, err = send_request(self, subject, payload, nil,
+                                        { callback = opts })
+        if not entry then
+            return false, err
+        end
+        return true
+    end
+
+    if opts ~= nil and type(opts) ~= "table" then
+        -- the seed API's callback form with a non-function
+        if not self._connected then
+            return false, "not connected"
+        end
+        return false, "callback is not a function"
+    end
+
+    if not self._connected then
+        return nil, "not connected"
+    end
+
+    payload = check_payload(payload, "request")
+    local timeout = opts and opts.timeout or read_timeout(self)
+                    or DEFAULT_REQUEST_TIMEOUT
+    if type(timeout) ~= "number" or timeout <= 0 then
+        error("bad timeout for 'request' (a positive number of ms expected)",
+              2)
+    end
+
+    local entry, err = send_request(self, subject, payload,
+                                    opts and opts.headers, {})
+    if not entry then
+        return nil, err
+    end
+
+    local deadline = now_ms() + timeout
+
+    if self._reading then
+        -- another light thread reads this connection: it will hand us
+        -- our reply, or the socket when it is done
+        if not semaphore then
+            self._resp[entry.token] = nil
+            self._nresp = self._nresp - 1
+            return nil, "busy: another light thread is reading this "
+                        .. "connection"
+        end
+        entry.sema = semaphore.new()
+        while true do
+            local left = deadline - now_ms()
+            if left <= 0 or not entry.sema:wait(left / 1000) then
+                if not entry.done then
+                    self._resp[entry.token] = nil
+                    self._nresp = self._nresp - 1
+                    return nil, "timeout"
+                end
+            end
+            if entry.done then
+                if entry.msg then
+                    return entry.msg
+                end
+                return nil, entry.err
+            end
+            if entry.takeover and not self._reading then
+                entry.takeover = false
+                break
+            end
+        end
+    end
+
+    local ok
+    ok, err = read_until(self, deadline, nil,
+                         function() return entry.done end)
+    if entry.done then
+        if entry.msg then
+            return entry.msg
+        end
+        return nil, entry.err
+    end
+
+    if self._resp[entry.token] then
+        self._resp[entry.token] = nil
+        self._nresp = self._nresp - 1
+    end
+    return nil, err or "timeout"
+end
+
+
+---------------------------------------------------------------------------
+-- reading
 
 -- wait(n): processes server traffic until n messages were delivered to
 -- this object's callbacks (n nil or 0: until an error or a timeout)
@@ -1057,82 +1798,138 @@ function _M.wait(self, quantity)
     end
 
     quantity = tonumber(quantity) or 0
-    local count = 0
-    local subs = self._subs
-    local subtab = self._subtab
+    local target = self._delivered + quantity
 
     -- the read timeout counts from the last message delivered, not from
     -- the last byte: server PINGs do not keep wait() from timing out
-    local rt = self._timeouts and self._timeouts[3]
+    local rt = read_timeout(self)
     local deadline
     if rt and rt > 0 then
-        ngx_update_time()
-        deadline = ngx_now() * 1000 + rt
+        deadline = now_ms() + rt
+    else
+        rt = nil
     end
 
+    local stop
+    if quantity > 0 then
+        stop = function() return self._delivered >= target end
+    else
+        stop = function() return false end
+    end
+
+    return read_until(self, deadline, rt, stop)
+end
+
+
+-- flush([timeout]): a PING/PONG round trip: everything sent before was
+-- processed by the server; messages arriving meanwhile are dispatched
+function _M.flush(self, timeout)
+    if not self._connected then
+        return false, "not connected"
+    end
+
+    local _, err = self._sock:send(PING)
+    if err then
+        return fail(self, err)
+    end
+    self._pings = self._pings + 1
+
+    local want = self._pings - 1
+    local deadline
+    timeout = timeout or read_timeout(self)
+    if timeout then
+        deadline = now_ms() + timeout
+    end
+
+    local ok
+    ok, err = read_until(self, deadline, nil,
+                         function() return self._pings <= want end)
+    if not ok then
+        return false, err
+    end
+    return true
+end
+
+
+-- drain([timeout]): unsubscribes everything, processes what is still in
+-- flight (a flush round trip), then closes the connection
+function _M.drain(self, timeout)
+    if not self._connected then
+        return false, "not connected"
+    end
+
+    local frames = {}
+    for nsid in pairs(self._subs) do
+        local line = frame_call(self, C.resty_nats_frame_unsub, nsid, 0,
+                                self._errbuf, self._sizes + 1)
+        frames[#frames + 1] = line
+    end
+
+    if #frames > 0 then
+        local _, err = self._sock:send(frames)
+        if err then
+            return fail(self, err)
+        end
+    end
+
+    local ok, err = self:flush(timeout)
+    for nsid in pairs(self._subs) do
+        drop_sub(self, nsid)
+    end
+    self._inbox_sid = nil
+    self:close()
+    if not ok then
+        return false, err
+    end
+    return true
+end
+
+
+---------------------------------------------------------------------------
+-- the connection's life
+
+-- answers every complete event in the parser that needs no caller: used
+-- before pooling; returns true when the parser is empty afterwards
+local function drain_idle(self)
+    local p = self._parser
+    local ev = self._ev
     while true do
-        local ev, err, fatal = next_event(self, deadline)
-        if not ev then
-            if fatal then
-                return fail(self, err)
-            end
-            return false, err
+        reset_errlen(self)
+        local rc = C.resty_nats_parser_next(p, ev, self._errbuf,
+                                            self._sizes + 1)
+        if rc == AGAIN then
+            return C.resty_nats_parser_buffered(p) == 0
+        end
+
+        if rc ~= OK then
+            return nil, "protocol error: " .. last_error(self)
         end
 
         local t = ev.type
-        if t == EV_MSG or t == EV_HMSG then
-            local nsid = tonumber(ev.sid)
-            local sub = subs[nsid]
-            local rc = sub and C.resty_nats_subs_deliver(subtab, ev.sid)
-            if sub and (rc == OK or rc == DONE) then
-                local msg = {
-                    subject = ffi_string(ev.subject.data, ev.subject.len),
-                    sid = sub.sid,
-                    reply_to = ev.reply.len > 0
-                               and ffi_string(ev.reply.data, ev.reply.len)
-                               or nil,
-                    payload = ffi_string(ev.payload.data, ev.payload.len),
-                }
-                if t == EV_HMSG then
-                    msg.headers = build_headers(ev)
-                    if ev.status ~= 0 then
-                        msg.status = ev.status
-                        msg.description = ffi_string(ev.description.data,
-                                                     ev.description.len)
-                    end
-                end
-
-                if rc == DONE then
-                    subs[nsid] = nil
-                    self._nsubs = self._nsubs - 1
-                end
-
-                if sub.is_request and msg.status == 503 then
-                    -- the server's answer when nobody subscribes
-                    if rc ~= DONE then
-                        drop_sub(self, nsid)
-                    end
-                    return false, "no responders"
-                end
-
-                count = count + 1
-                sub.callback(msg)
-                if deadline then
-                    deadline = ngx_now() * 1000 + rt
-                end
-
-                if quantity > 0 and count >= quantity then
-                    return true
-                end
+        if t == EV_PING then
+            local _, err = self._sock:send(PONG)
+            if err then
+                return nil, err
             end
 
-        else
-            local ok
-            ok, err = handle_control(self, ev)
+        elseif t == EV_MSG or t == EV_HMSG then
+            -- a message for a subscription that is gone is dropped; one
+            -- for a live subscription means unread messages
+            local nsid = tonumber(ev.sid)
+            if self._subs[nsid] and nsid ~= self._inbox_sid then
+                return nil, "unread messages"
+            end
+
+        elseif t == EV_ERR then
+            return nil, ffi_string(ev.payload.data, ev.payload.len)
+
+        elseif t == EV_INFO then
+            local ok, err = apply_info(self, ev)
             if not ok then
-                return false, err
+                return nil, err
             end
         end
+        -- PONG, +OK: nothing to do
     end
 end
 
@@ -1147,7 +1944,12 @@ function _M.set_keepalive(self, ...)
         return nil, "closed"
     end
 
-    if self._nsubs > 0 then
+    if self._reading then
+        return nil, "busy: another light thread is reading this connection"
+    end
+
+    local inbox_only = self._inbox_sid and self._nsubs == 1
+    if (self._nsubs > 0 and not inbox_only) or self._nresp > 0 then
         return nil, "subscribed state"
     end
 
@@ -1155,6 +1957,24 @@ function _M.set_keepalive(self, ...)
         -- the server is shutting down: don't keep its connections
         self:close()
         return nil, "server in lame duck mode"
+    end
+
+    if inbox_only then
+        -- a pooled connection carries no subscription: the next user
+        -- gets its own inbox
+        local line, err = frame_call(self, C.resty_nats_frame_unsub,
+                                     self._inbox_sid, 0, self._errbuf,
+                                     self._sizes + 1)
+        if line then
+            local _
+            _, err = sock:send(line)
+        end
+        if err then
+            self:close()
+            return nil, err
+        end
+        drop_sub(self, self._inbox_sid)
+        self._inbox_sid = nil
     end
 
     local ok, err = drain_idle(self)
@@ -1219,10 +2039,21 @@ function _M.close(self)
         return nil, "not initialized"
     end
 
+    local was = self._connected
     self._connected = false
+    if was then
+        fail_waiters(self, "closed")
+    end
     self._parser = nil
     self._subtab = nil
     return sock:close()
+end
+
+
+-- what the server said in INFO (a table: server_id, version,
+-- max_payload, headers, proto, connect_urls, ldm, ...), or nil
+function _M.server_info(self)
+    return self._info
 end
 
 
