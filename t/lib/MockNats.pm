@@ -81,7 +81,7 @@ sub stop {
     $self->{pid} = 0;
 }
 
-END { $_->stop for @Running }
+END { local $?; $_->stop for @Running }
 
 
 sub note_outcome {

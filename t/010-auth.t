@@ -1,0 +1,170 @@
+# vim:set ft= ts=4 sw=4 et:
+# Authentication against nats-servers of the suite's own: user/password
+# (also in the URL), token, nkey (signed nonce); failures are an error
+# ("authorization violation"), never a hang; credentials are JSON-escaped.
+
+use lib 't/lib';
+use TestNats;
+use NatsServer;
+use NatsKeys;
+
+my ($seed, $public) = NatsKeys::user_pair();
+my ($other_seed) = NatsKeys::user_pair();
+
+my $userpass = NatsServer->start(name => 'userpass', conf => <<'CONF');
+listen: 127.0.0.1:$port
+authorization {
+    users: [
+        { user: "alice", password: "s3cret" }
+        { user: "bob", password: 'x","user":"alice' }
+    ]
+}
+CONF
+
+my $token = NatsServer->start(name => 'token', conf => <<'CONF');
+listen: 127.0.0.1:$port
+authorization { token: "t0ken-abc" }
+CONF
+
+my $nkey = NatsServer->start(name => 'nkey', conf => <<CONF);
+listen: 127.0.0.1:\$port
+authorization { users: [ { nkey: "$public" } ] }
+CONF
+
+$ENV{TEST_NGINX_USERPASS_PORT} = $userpass->port;
+$ENV{TEST_NGINX_TOKEN_PORT} = $token->port;
+$ENV{TEST_NGINX_NKEY_PORT} = $nkey->port;
+$ENV{TEST_NGINX_NKEY_SEED} = $seed;
+$ENV{TEST_NGINX_OTHER_SEED} = $other_seed;
+
+repeat_each(1);
+plan tests => repeat_each() * (3 * blocks());
+no_long_string();
+run_tests();
+
+__DATA__
+
+=== TEST 1: user and password, in the options and in the URL; a wrong one fails fast
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local function try(...)
+                local n = assert(nats:new())
+                n:set_timeout(3000)
+                ngx.update_time()
+                local t0 = ngx.now()
+                local ok, err = n:connect(...)
+                ngx.update_time()
+                local fast = ngx.now() - t0 < 1
+                if ok then
+                    ok = n:flush()
+                    n:close()
+                end
+                return tostring(ok) .. " " .. tostring(err) .. " fast=" .. tostring(fast)
+            end
+            local port = $TEST_NGINX_USERPASS_PORT
+            ngx.say("options: ", try("127.0.0.1", port, { user = "alice", pass = "s3cret" }))
+            ngx.say("url: ", try({ servers = { "nats://alice:s3cret@127.0.0.1:" .. port } }))
+            ngx.say("wrong: ", try("127.0.0.1", port, { user = "alice", pass = "nope" }))
+            ngx.say("none: ", try("127.0.0.1", port))
+        }
+    }
+--- request
+GET /t
+--- response_body
+options: true nil fast=true
+url: true nil fast=true
+wrong: false authorization violation fast=true
+none: false authorization violation fast=true
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: a password with quotes cannot inject fields into CONNECT
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local port = $TEST_NGINX_USERPASS_PORT
+            -- bob's password is the JSON-injection attempt itself
+            local n = assert(nats:new())
+            local ok, err = n:connect("127.0.0.1", port,
+                                      { user = "bob", pass = 'x","user":"alice' })
+            ngx.say("bob with his password: ", ok, " ", err)
+            if ok then n:close() end
+            -- as alice's password it must not log in as anybody
+            n = assert(nats:new())
+            ok, err = n:connect("127.0.0.1", port,
+                                { user = "mallory", pass = 'x","user":"alice","pass":"s3cret' })
+            ngx.say("injection attempt: ", ok, " ", err)
+        }
+    }
+--- request
+GET /t
+--- response_body
+bob with his password: true nil
+injection attempt: false authorization violation
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: token
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local port = $TEST_NGINX_TOKEN_PORT
+            local n = assert(nats:new())
+            local ok, err = n:connect("127.0.0.1", port, { token = "t0ken-abc" })
+            ngx.say("right: ", ok, " ", err)
+            if ok then ngx.say("flush: ", n:flush()) n:close() end
+            n = assert(nats:new())
+            ngx.say("wrong: ", n:connect("127.0.0.1", port, { token = "nope" }))
+        }
+    }
+--- request
+GET /t
+--- response_body
+right: true nil
+flush: true
+wrong: falseauthorization violation
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: nkey: the server's nonce signed with the seed (Ed25519 through nginx's libcrypto)
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local port = $TEST_NGINX_NKEY_PORT
+            local n = assert(nats:new())
+            local ok, err = n:connect("127.0.0.1", port, { nkey = "$TEST_NGINX_NKEY_SEED" })
+            ngx.say("right seed: ", ok, " ", err)
+            if ok then
+                local got
+                assert(n:subscribe("nk.x", function(m) got = m.payload end))
+                assert(n:publish("nk.x", "signed in"))
+                assert(n:wait(1))
+                ngx.say("works: ", got)
+                n:close()
+            end
+            n = assert(nats:new())
+            ngx.say("other seed: ", n:connect("127.0.0.1", port, { nkey = "$TEST_NGINX_OTHER_SEED" }))
+            n = assert(nats:new())
+            ngx.say("bad seed: ", n:connect("127.0.0.1", port, { nkey = "SUAXXXX" }))
+        }
+    }
+--- request
+GET /t
+--- response_body
+right seed: true nil
+works: signed in
+other seed: falseauthorization violation
+bad seed: falseinvalid nkey seed
+--- no_error_log
+[error]
