@@ -15,6 +15,7 @@
  *                         mod 10000), flushes, then replies "done <count>"
  *       interop.headers   replies with the request's payload and the
  *                         headers X-One: 1, X-Multi: a, X-Multi: b
+ *       interop.slow      replies "slow: <payload>" after 300 ms
  *       interop.sink.>    counts messages; interop.sinkstat replies
  *                         "<count> <bytes>" and resets the counters
  *   nats_peer request URL SUBJECT PAYLOAD [TIMEOUT_MS]
@@ -133,6 +134,25 @@ on_headers(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *c)
         natsMsg_Destroy(out);
     }
 
+    natsMsg_Destroy(msg);
+}
+
+
+static void
+on_slow(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *c)
+{
+    char  out[512];
+    int   n;
+
+    (void) sub;
+    (void) c;
+
+    nats_Sleep(300);
+    n = snprintf(out, sizeof(out), "slow: %.*s",
+                 natsMsg_GetDataLength(msg) > 400
+                 ? 400 : natsMsg_GetDataLength(msg),
+                 natsMsg_GetData(msg));
+    reply_with(nc, msg, out, n);
     natsMsg_Destroy(msg);
 }
 
@@ -265,7 +285,7 @@ on_signal(int sig)
 static int
 serve(natsConnection *nc)
 {
-    natsSubscription  *subs[7];
+    natsSubscription  *subs[8];
     natsStatus         s;
 
     s = natsConnection_Subscribe(&subs[0], nc, "interop.echo", on_echo,
@@ -292,6 +312,11 @@ serve(natsConnection *nc)
     if (s == NATS_OK) {
         s = natsConnection_Subscribe(&subs[6], nc, "interop.headers",
                                      on_headers, NULL);
+    }
+    if (s == NATS_OK) {
+        /* its own thread: a slow reply must not hold up the others */
+        s = natsConnection_Subscribe(&subs[7], nc, "interop.slow", on_slow,
+                                     NULL);
     }
     if (s == NATS_OK) {
         s = natsConnection_Flush(nc);
