@@ -1031,7 +1031,15 @@ local function tls_handshake(self, srv, tls)
     end
 
     local verify = tls.verify ~= false
-    local session, err = sock:sslhandshake(nil, server_name, verify)
+    -- lua-resty-core 0.1.25 (Debian 12) raises an assertion instead of
+    -- returning the error when verification fails after a handshake that
+    -- completed at once (a host name mismatch): that is a failure too
+    local ok, session, err = pcall(sock.sslhandshake, sock, nil, server_name,
+                                   verify)
+    if not ok then
+        ngx_log(ngx_ERR, "nats: tls handshake failed: ", session)
+        return nil, "tls handshake failed: certificate verification failed"
+    end
     if not session then
         return nil, "tls handshake failed: " .. tostring(err)
     end
