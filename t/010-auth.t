@@ -31,6 +31,18 @@ listen: 127.0.0.1:\$port
 authorization { users: [ { nkey: "$public" } ] }
 CONF
 
+my $perms = NatsServer->start(name => 'perms', conf => <<'CONF');
+listen: 127.0.0.1:$port
+authorization {
+    users: [
+        { user: "limited", password: "p",
+          permissions: { publish: { deny: ["secret.>"] },
+                         subscribe: { deny: ["secret.>"] } } }
+    ]
+}
+CONF
+
+$ENV{TEST_NGINX_PERMS_PORT} = $perms->port;
 $ENV{TEST_NGINX_USERPASS_PORT} = $userpass->port;
 $ENV{TEST_NGINX_TOKEN_PORT} = $token->port;
 $ENV{TEST_NGINX_NKEY_PORT} = $nkey->port;
@@ -166,5 +178,37 @@ right seed: true nil
 works: signed in
 other seed: falseauthorization violation
 bad seed: falseinvalid nkey seed
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: a permissions violation is reported to the caller and leaves the connection usable
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            n:set_timeout(2000)
+            assert(n:connect("127.0.0.1", $TEST_NGINX_PERMS_PORT, { user = "limited", pass = "p" }))
+            ngx.say("publish: ", n:publish("secret.x", "no"))
+            ngx.say("flush: ", n:flush())
+            ngx.say("subscribe: ", n:subscribe("secret.>", function() end) ~= false)
+            ngx.say("flush: ", n:flush())
+            local got
+            assert(n:subscribe("open.x", function(m) got = m.payload end))
+            assert(n:publish("open.x", "fine"))
+            ngx.say("still usable: ", n:wait(1), " ", got)
+            n:close()
+        }
+    }
+--- request
+GET /t
+--- response_body
+publish: true
+flush: falsePermissions Violation for Publish to "secret.x"
+subscribe: true
+flush: falsePermissions Violation for Subscription to "secret.>"
+still usable: true fine
 --- no_error_log
 [error]

@@ -659,9 +659,8 @@ local function handle_control(self, ev)
         end
 
     elseif t == EV_PONG then
-        if self._pings > 0 then
-            self._pings = self._pings - 1
-        end
+        -- PONGs answer our PINGs in order
+        self._pongs = self._pongs + 1
 
     elseif t == EV_INFO then
         local ok, err = apply_info(self, ev)
@@ -735,10 +734,12 @@ end
 
 -- The reader: reads and dispatches until stop() is true, the deadline
 -- passes (rt: the deadline moves on by rt ms with every message counted
--- for wait), or an error. Returns true, or false, err.
-local function run(self, deadline, rt, stop)
+-- for wait), or an error. Returns true, or false, err. With keep_going, a
+-- non-fatal -ERR does not stop it: the first one is returned at the end.
+local function run(self, deadline, rt, stop, keep_going)
     local subs = self._subs
     local subtab = self._subtab
+    local soft_err
 
     while not stop() do
         local ev, err, fatal = next_event(self, deadline)
@@ -785,11 +786,17 @@ local function run(self, deadline, rt, stop)
             local ok
             ok, err = handle_control(self, ev)
             if not ok then
-                return false, err
+                if not keep_going or not self._connected then
+                    return false, err
+                end
+                soft_err = soft_err or err
             end
         end
     end
 
+    if soft_err then
+        return false, soft_err
+    end
     return true
 end
 
@@ -811,13 +818,13 @@ end
 
 
 -- runs the reader when no other light thread is reading this object
-local function read_until(self, deadline, rt, stop)
+local function read_until(self, deadline, rt, stop, keep_going)
     if self._reading then
         return false, "busy: another light thread is reading this connection"
     end
 
     self._reading = true
-    local ok, err = run(self, deadline, rt, stop)
+    local ok, err = run(self, deadline, rt, stop, keep_going)
     self._reading = false
     handoff(self)
     return ok, err
@@ -1280,6 +1287,7 @@ local function connect_one(self, srv, opts)
     self._subs = {}
     self._nsubs = 0
     self._pings = 0
+    self._pongs = 0
     self._delivered = 0
     self._resp = {}
     self._nresp = 0
@@ -1840,9 +1848,8 @@ function _M.flush(self, timeout)
     if err then
         return fail(self, err)
     end
-    self._pings = self._pings + 1
-
-    local want = self._pings - 1
+    local mine = self._pings + 1
+    self._pings = mine
     local deadline
     timeout = timeout or read_timeout(self)
     if timeout then
@@ -1850,8 +1857,10 @@ function _M.flush(self, timeout)
     end
 
     local ok
+    -- a non-fatal -ERR (a permissions violation) is reported after the
+    -- PONG, so that the next flush counts its own PONG
     ok, err = read_until(self, deadline, nil,
-                         function() return self._pings <= want end)
+                         function() return self._pongs >= mine end, true)
     if not ok then
         return false, err
     end
