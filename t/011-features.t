@@ -257,3 +257,53 @@ delivered during drain: 50
 after: falsenot connected
 --- no_error_log
 [error]
+
+
+
+=== TEST 8: a write buffer: publishes go out together, before reads, at flush and at close, none lost
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            -- what the libnats peer counted (it resets on every ask), summed
+            -- until want messages arrived or 3 s passed
+            local function sink(want)
+                local c = assert(nats:new())
+                assert(c:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+                local count, bytes = 0, 0
+                for _ = 1, 30 do
+                    local msg = assert(c:request("interop.sinkstat", ""))
+                    local a, b = msg.payload:match("^(%d+) (%d+)$")
+                    count, bytes = count + tonumber(a), bytes + tonumber(b)
+                    if count >= want then break end
+                    ngx.sleep(0.1)
+                end
+                c:close()
+                return count .. " " .. bytes
+            end
+            sink(0)
+            local n = assert(nats:new())
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            assert(n:set_write_buffer(16384))
+            for i = 1, 1000 do
+                assert(n:publish("interop.sink.buf", string.rep("x", 100)))
+            end
+            ngx.say("flush: ", n:flush())
+            ngx.say("after flush: ", sink(1000))
+            for i = 1, 10 do
+                assert(n:publish("interop.sink.buf", "y"))
+            end
+            ngx.say("close: ", n:close())
+            ngx.sleep(0.2)
+            ngx.say("after close: ", sink(10))
+        }
+    }
+--- request
+GET /t
+--- response_body
+flush: true
+after flush: 1000 100000
+close: 1
+after close: 10 10
+--- no_error_log
+[error]

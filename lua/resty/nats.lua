@@ -32,6 +32,15 @@ local tab_sort = table.sort
 local tab_concat = table.concat
 local math_random = math.random
 
+local ok_clear, tab_clear = pcall(require, "table.clear")
+if not ok_clear then
+    tab_clear = function(t)
+        for k in pairs(t) do
+            t[k] = nil
+        end
+    end
+end
+
 
 local _M = { _VERSION = "0.2.0" }
 local mt = { __index = _M }
@@ -386,6 +395,10 @@ function _M.new(self)
         _fbuf = ffi_new("char[?]", FRAME_SIZE),
         _fsize = FRAME_SIZE,
         _ev = ffi_new("resty_nats_event_t"),
+        _wbuf = {},
+        _wn = 0,
+        _wlen = 0,
+        _wmax = 0,
     }, mt)
 end
 
@@ -480,6 +493,64 @@ local function fail(self, err)
 end
 
 
+-- sends what publish() buffered, if anything
+local function write_flush(self)
+    if self._wn == 0 then
+        return true
+    end
+    local wbuf = self._wbuf
+    local _, err = self._sock:send(wbuf)
+    tab_clear(wbuf)
+    self._wn = 0
+    self._wlen = 0
+    if err then
+        return fail(self, err)
+    end
+    return true
+end
+
+
+-- sends data (a string or a list of strings) after whatever publish()
+-- buffered, in one send; a failure closes the connection
+local function send(self, data)
+    local n = self._wn
+    if n > 0 then
+        local wbuf = self._wbuf
+        if type(data) == "table" then
+            for i = 1, #data do
+                wbuf[n + i] = data[i]
+            end
+            self._wn = n + #data
+        else
+            wbuf[n + 1] = data
+            self._wn = n + 1
+        end
+        return write_flush(self)
+    end
+
+    local _, err = self._sock:send(data)
+    if err then
+        return fail(self, err)
+    end
+    return true
+end
+
+
+-- set_write_buffer(bytes): publish() buffers up to that many bytes and
+-- sends them in one go (0: every publish is sent at once, the default)
+function _M.set_write_buffer(self, size)
+    if type(size) ~= "number" or size < 0 then
+        error("bad argument #1 to 'set_write_buffer' (a size >= 0 "
+              .. "expected)", 2)
+    end
+    self._wmax = size
+    if size == 0 and self._connected then
+        return write_flush(self)
+    end
+    return true
+end
+
+
 local function apply_info(self, ev)
     local info = ffi_new("resty_nats_info_t")
     reset_errlen(self)
@@ -570,6 +641,13 @@ local function next_event(self, deadline)
             return nil, err, true
         end
 
+        if self._wn > 0 then
+            local ok, err = write_flush(self)
+            if not ok then
+                return nil, err, true
+            end
+        end
+
         local sock = self._sock
         local to = deadline and self._timeouts
         if deadline then
@@ -653,9 +731,9 @@ end
 local function handle_control(self, ev)
     local t = ev.type
     if t == EV_PING then
-        local _, err = self._sock:send(PONG)
-        if err then
-            return fail(self, err)
+        local ok, err = send(self, PONG)
+        if not ok then
+            return false, err
         end
 
     elseif t == EV_PONG then
@@ -1286,6 +1364,9 @@ local function connect_one(self, srv, opts)
     self._subtab = ffi_gc(tp[0], C.resty_nats_subs_free)
     self._subs = {}
     self._nsubs = 0
+    tab_clear(self._wbuf)
+    self._wn = 0
+    self._wlen = 0
     self._pings = 0
     self._pongs = 0
     self._delivered = 0
@@ -1494,13 +1575,25 @@ function _M.publish(self, subject, payload, opts)
         return false, err
     end
 
-    local _
-    _, err = self._sock:send({ line, payload, CRLF })
-    if err then
-        return fail(self, err)
+    local wmax = self._wmax
+    if wmax > 0 then
+        -- buffered: out when full, before any read, at flush, close or
+        -- set_keepalive
+        local wbuf = self._wbuf
+        local n = self._wn
+        wbuf[n + 1] = line
+        wbuf[n + 2] = payload
+        wbuf[n + 3] = CRLF
+        self._wn = n + 3
+        local wlen = self._wlen + #line + #payload + 2
+        self._wlen = wlen
+        if wlen >= wmax then
+            return write_flush(self)
+        end
+        return true
     end
 
-    return true
+    return send(self, { line, payload, CRLF })
 end
 
 
@@ -1586,13 +1679,14 @@ function _M.subscribe(self, subject, callback, opts)
         return false, frames
     end
 
-    local _, err = self._sock:send(frames)
-    if err then
+    local sid = self._subs[nsid].sid
+    local ok, err = send(self, frames)
+    if not ok then
         drop_sub(self, nsid)
-        return fail(self, err)
+        return false, err
     end
 
-    return self._subs[nsid].sid
+    return sid
 end
 
 
@@ -1627,10 +1721,10 @@ function _M.unsubscribe(self, sid, max)
         drop_sub(self, nsid)
     end
 
-    local _
-    _, err = self._sock:send(line)
-    if err then
-        return fail(self, err)
+    local ok
+    ok, err = send(self, line)
+    if not ok then
+        return false, err
     end
 
     return true
@@ -1690,10 +1784,10 @@ local function send_request(self, subject, payload, headers, entry)
     frames[n + 2] = payload
     frames[n + 3] = CRLF
 
-    local _
-    _, err = self._sock:send(frames)
-    if err then
-        return fail(self, err)
+    local ok
+    ok, err = send(self, frames)
+    if not ok then
+        return nil, err
     end
 
     self._resp[token] = entry
@@ -1844,9 +1938,9 @@ function _M.flush(self, timeout)
         return false, "not connected"
     end
 
-    local _, err = self._sock:send(PING)
-    if err then
-        return fail(self, err)
+    local ok, err = send(self, PING)
+    if not ok then
+        return false, err
     end
     local mine = self._pings + 1
     self._pings = mine
@@ -1856,7 +1950,6 @@ function _M.flush(self, timeout)
         deadline = now_ms() + timeout
     end
 
-    local ok
     -- a non-fatal -ERR (a permissions violation) is reported after the
     -- PONG, so that the next flush counts its own PONG
     ok, err = read_until(self, deadline, nil,
@@ -1883,9 +1976,9 @@ function _M.drain(self, timeout)
     end
 
     if #frames > 0 then
-        local _, err = self._sock:send(frames)
-        if err then
-            return fail(self, err)
+        local ok, err = send(self, frames)
+        if not ok then
+            return false, err
         end
     end
 
@@ -1924,8 +2017,8 @@ local function drain_idle(self)
 
         local t = ev.type
         if t == EV_PING then
-            local _, err = self._sock:send(PONG)
-            if err then
+            local ok, err = send(self, PONG)
+            if not ok then
                 return nil, err
             end
 
@@ -1984,7 +2077,7 @@ function _M.set_keepalive(self, ...)
                                      self._sizes + 1)
         if line then
             local _
-            _, err = sock:send(line)
+            _, err = send(self, line)
         end
         if err then
             self:close()
@@ -1994,7 +2087,10 @@ function _M.set_keepalive(self, ...)
         self._inbox_sid = nil
     end
 
-    local ok, err = drain_idle(self)
+    local ok, err = write_flush(self)
+    if ok then
+        ok, err = drain_idle(self)
+    end
     if not ok then
         self:close()
         return nil, err or "unread data"
@@ -2057,6 +2153,10 @@ function _M.close(self)
     end
 
     local was = self._connected
+    if was and self._wn > 0 then
+        -- what publish() buffered still goes out
+        write_flush(self)
+    end
     self._connected = false
     if was then
         fail_waiters(self, "closed")
