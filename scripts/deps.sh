@@ -8,6 +8,7 @@ PKGS=(
     build-essential cmake pkg-config dpkg-dev ca-certificates curl procps
     nginx nginx-dev libnginx-mod-http-lua libnginx-mod-http-ndk
     libnginx-mod-http-ndk-dev lua-resty-core lua-resty-lrucache
+    debhelper libpcre3-dev
     luajit2 libluajit2-5.1-dev
     nats-server libnats-dev uuid-dev
     libgtest-dev libgmock-dev googletest libbenchmark-dev
@@ -15,6 +16,7 @@ PKGS=(
     liburi-perl libtest-longstring-perl liblist-moreutils-perl
     libhttp-message-perl libio-socket-ip-perl
     wrk
+    clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()
