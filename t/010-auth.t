@@ -42,6 +42,20 @@ authorization {
 }
 CONF
 
+my ($op_conf, $creds) = NatsKeys::operator_setup();
+my $operator = NatsServer->start(name => 'operator',
+                                 conf => "listen: 127.0.0.1:\$port\n$op_conf");
+my $creds_file = $operator->dir . "/user.creds";
+open my $cf, '>', $creds_file or die $!;
+print $cf $creds;
+close $cf;
+(my $bad_creds = $creds) =~ s/(BEGIN USER NKEY SEED-+\n)\S+/$1 . (NatsKeys::user_pair())[0]/e;
+open $cf, '>', "$creds_file.bad" or die $!;
+print $cf $bad_creds;
+close $cf;
+
+$ENV{TEST_NGINX_OPERATOR_PORT} = $operator->port;
+$ENV{TEST_NGINX_CREDS} = $creds_file;
 $ENV{TEST_NGINX_PERMS_PORT} = $perms->port;
 $ENV{TEST_NGINX_USERPASS_PORT} = $userpass->port;
 $ENV{TEST_NGINX_TOKEN_PORT} = $token->port;
@@ -210,5 +224,47 @@ flush: falsePermissions Violation for Publish to "secret.x"
 subscribe: true
 flush: falsePermissions Violation for Subscription to "secret.>"
 still usable: true fine
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: JWT/operator mode: a .creds file (user JWT + seed; as a path or as text); a seed that does not match the JWT fails
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local port = $TEST_NGINX_OPERATOR_PORT
+            local n = assert(nats:new())
+            local ok, err = n:connect("127.0.0.1", port, { creds = "$TEST_NGINX_CREDS" })
+            ngx.say("creds file: ", ok, " ", err)
+            if ok then
+                local got
+                assert(n:subscribe("jwt.x", function(m) got = m.payload end))
+                assert(n:publish("jwt.x", "as the JWT user"))
+                assert(n:wait(1))
+                ngx.say("works: ", got)
+                n:close()
+            end
+            local f = assert(io.open("$TEST_NGINX_CREDS"))
+            local text = f:read("*a")
+            f:close()
+            n = assert(nats:new())
+            ngx.say("creds text: ", n:connect("127.0.0.1", port, { creds = text }))
+            n:close()
+            n = assert(nats:new())
+            ngx.say("wrong seed: ", n:connect("127.0.0.1", port, { creds = "$TEST_NGINX_CREDS.bad" }))
+            n = assert(nats:new())
+            ngx.say("no creds: ", n:connect("127.0.0.1", port))
+        }
+    }
+--- request
+GET /t
+--- response_body
+creds file: true nil
+works: as the JWT user
+creds text: true
+wrong seed: falseauthorization violation
+no creds: falseauthorization violation
 --- no_error_log
 [error]

@@ -35,28 +35,107 @@ sub encode {
     return b32($body . pack('v', crc16($body)));
 }
 
-sub user_pair {
+my %Type = (operator => 14 << 3, account => 0, user => 20 << 3);
+my %RawSeed;    # seed string -> 32 raw bytes, for sign()
+
+sub slurp_raw {
+    open my $fh, '<:raw', $_[0] or die "$_[0]: $!";
+    local $/;
+    my $d = <$fh>;
+    close $fh;
+    return $d;
+}
+
+sub key_der {
+    my ($dir, $raw) = @_;
+    open my $f, '>:raw', "$dir/k.der" or die $!;
+    print $f pack('H*', '302e020100300506032b657004220420') . $raw;
+    close $f;
+    return "$dir/k.der";
+}
+
+# (seed, public key) of a new nkey of that type (user by default)
+sub pair {
+    my $type = $Type{ shift || 'user' };
     my $dir = File::Temp::tempdir(CLEANUP => 1);
     open my $r, '<:raw', '/dev/urandom' or die $!;
-    read $r, my $seed, 32;
+    read $r, my $raw, 32;
     close $r;
 
-    open my $f, '>:raw', "$dir/k.der" or die $!;
-    print $f pack('H*', '302e020100300506032b657004220420') . $seed;
-    close $f;
-    system('openssl', 'pkey', '-inform', 'DER', '-in', "$dir/k.der",
+    my $der = key_der($dir, $raw);
+    system('openssl', 'pkey', '-inform', 'DER', '-in', $der,
            '-pubout', '-outform', 'DER', '-out', "$dir/p.der") == 0
         or die "openssl pkey failed\n";
-    open my $p, '<:raw', "$dir/p.der" or die $!;
-    local $/;
-    my $der = <$p>;
-    close $p;
-    my $pub = substr($der, -32);
+    my $pub = substr(slurp_raw("$dir/p.der"), -32);
 
-    # seed: 'S' + 'U' type bits; public: 'U'
-    return (encode(pack('CC', 18 << 3 | (20 << 3) >> 5, ((20 << 3) & 31) << 3),
-                   $seed),
-            encode(pack('C', 20 << 3), $pub));
+    my $seed = encode(pack('CC', (18 << 3) | ($type >> 5),
+                           ($type & 31) << 3), $raw);
+    $RawSeed{$seed} = $raw;
+    return ($seed, encode(pack('C', $type), $pub));
+}
+
+sub user_pair { pair('user') }
+
+# Ed25519 signature of $data with a seed made by pair()
+sub sign {
+    my ($seed, $data) = @_;
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my $der = key_der($dir, $RawSeed{$seed} // die "unknown seed\n");
+    open my $f, '>:raw', "$dir/data" or die $!;
+    print $f $data;
+    close $f;
+    system('openssl', 'pkeyutl', '-sign', '-rawin', '-keyform', 'DER',
+           '-inkey', $der, '-in', "$dir/data", '-out', "$dir/sig") == 0
+        or die "openssl pkeyutl failed\n";
+    return slurp_raw("$dir/sig");
+}
+
+sub b64url {
+    require MIME::Base64;
+    my $b = MIME::Base64::encode_base64(shift, '');
+    $b =~ tr{+/}{-_};
+    $b =~ s/=+$//;
+    return $b;
+}
+
+# a NATS JWT (v2) with these claims, signed by the issuer's seed
+sub jwt {
+    my ($issuer_seed, $issuer_pub, $sub, $name, $nats) = @_;
+    my $header = '{"typ":"JWT","alg":"ed25519-nkey"}';
+    my $jti = b32(pack('N*', map { int rand 2**32 } 1 .. 8));
+    my $claims = sprintf '{"jti":"%s","iat":%d,"iss":"%s","name":"%s",'
+                         . '"sub":"%s","nats":%s}',
+                         $jti, time, $issuer_pub, $name, $sub, $nats;
+    my $signing = b64url($header) . '.' . b64url($claims);
+    return $signing . '.' . b64url(sign($issuer_seed, $signing));
+}
+
+# an operator-mode set-up: returns (server configuration text, creds text)
+sub operator_setup {
+    my ($op_seed, $op_pub) = pair('operator');
+    my ($acc_seed, $acc_pub) = pair('account');
+    my ($user_seed, $user_pub) = pair('user');
+
+    my $op_jwt = jwt($op_seed, $op_pub, $op_pub, 'test-operator',
+                     '{"type":"operator","version":2}');
+    my $acc_jwt = jwt($op_seed, $op_pub, $acc_pub, 'test-account',
+        '{"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,'
+        . '"exports":-1,"wildcards":true,"conn":-1,"leaf":-1},'
+        . '"default_permissions":{"pub":{},"sub":{}},'
+        . '"type":"account","version":2}');
+    my $user_jwt = jwt($acc_seed, $acc_pub, $user_pub, 'test-user',
+        '{"pub":{},"sub":{},"subs":-1,"data":-1,"payload":-1,'
+        . '"type":"user","version":2}');
+
+    my $conf = qq{operator: "$op_jwt"\nresolver: MEMORY\n}
+             . qq{resolver_preload: {\n    $acc_pub: "$acc_jwt"\n}\n};
+    my $creds = "-----BEGIN NATS USER JWT-----\n$user_jwt\n"
+              . "------END NATS USER JWT------\n\n"
+              . "************************* IMPORTANT *************************\n"
+              . "NKEY Seed printed below can be used to sign and prove identity.\n\n"
+              . "-----BEGIN USER NKEY SEED-----\n$user_seed\n"
+              . "------END USER NKEY SEED------\n";
+    return ($conf, $creds);
 }
 
 1;
