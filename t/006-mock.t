@@ -260,3 +260,39 @@ again: false timeout
 got: 
 --- error_log
 lua tcp socket read timed out
+
+
+
+=== TEST 12: an asynchronous INFO lowers max_payload: a larger publish is refused before sending
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            n:set_timeout(1000)
+            assert(n:connect("127.0.0.1", $TEST_NGINX_RAND_PORT_1))
+            assert(n:subscribe("mock", function() end))
+            ngx.say("before: ", n:server_info().max_payload, " ", n:publish("mock", string.rep("x", 20)))
+            ngx.say("wait: ", n:wait(1))
+            ngx.say("after: ", n:server_info().max_payload, " ", n:publish("mock", string.rep("x", 20)))
+            ngx.say("small: ", n:publish("mock", "0123456789"))
+            ngx.say("connect_urls: ", table.concat(n:server_info().connect_urls, " "))
+        }
+    }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_1
+--- tcp_shutdown: 0
+--- tcp_no_close
+--- tcp_reply eval
+[$::Info, "PONG\r\n",
+ qq{INFO {"server_id":"MOCK","proto":1,"headers":true,"max_payload":10,"connect_urls":["10.1.1.1:4222","10.1.1.2:4222"]}\r\n},
+ "MSG mock 1 1\r\na\r\n"]
+--- request
+GET /t
+--- response_body
+before: 1048576 true
+wait: true
+after: 10 falsepayload too large (20 > max_payload 10)
+small: true
+connect_urls: 10.1.1.1:4222 10.1.1.2:4222
+--- no_error_log
+[error]

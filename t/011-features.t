@@ -307,3 +307,31 @@ close: 1
 after close: 10 10
 --- no_error_log
 [error]
+
+
+
+=== TEST 9: verbose mode: the server's +OK acknowledgements are consumed
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT, { verbose = true, pedantic = true, name = "verbose-client" }))
+            local got
+            assert(n:subscribe("verbose.x", function(m) got = m.payload end))
+            assert(n:publish("verbose.x", "acked"))
+            ngx.say("wait: ", n:wait(1), " ", got)
+            ngx.say("flush: ", n:flush())
+            local msg = n:request("interop.echo", "v", { timeout = 1000 })
+            ngx.say("request: ", msg and msg.payload)
+            n:close()
+        }
+    }
+--- request
+GET /t
+--- response_body
+wait: true acked
+flush: true
+request: v
+--- no_error_log
+[error]

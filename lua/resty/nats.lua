@@ -905,7 +905,10 @@ local function read_until(self, deadline, rt, stop, keep_going)
     local ok, err = run(self, deadline, rt, stop, keep_going)
     self._reading = false
     handoff(self)
-    return ok, err
+    if ok then
+        return true
+    end
+    return false, err
 end
 
 
