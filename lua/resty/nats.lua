@@ -388,10 +388,10 @@ function _M.new(self)
         return nil, err
     end
 
-    return setmetatable({
+    self = setmetatable({
         _sock = sock,
         _errbuf = ffi_new("char[?]", ERRBUF_SIZE),
-        _sizes = ffi_new("size_t[2]"),
+        _sizes = ffi_new("size_t[2]"),  -- [0]: frame size, [1]: errlen
         _fbuf = ffi_new("char[?]", FRAME_SIZE),
         _fsize = FRAME_SIZE,
         _ev = ffi_new("resty_nats_event_t"),
@@ -400,6 +400,8 @@ function _M.new(self)
         _wlen = 0,
         _wmax = 0,
     }, mt)
+    self._errlen = self._sizes + 1
+    return self
 end
 
 
@@ -556,7 +558,7 @@ local function apply_info(self, ev)
     reset_errlen(self)
     local rc = C.resty_nats_parser_info(self._parser, ev.payload.data,
                                         ev.payload.len, info, self._errbuf,
-                                        self._sizes + 1)
+                                        self._errlen)
     if rc ~= OK then
         return nil, "bad INFO: " .. last_error(self)
     end
@@ -624,13 +626,13 @@ end
 -- deadline (ms, as ngx.now() * 1000): when set, the read waits at most
 -- until then, however much control traffic arrives meanwhile.
 -- Returns ev, or nil, err, fatal
-local function next_event(self, deadline)
+local function read_event(self, deadline)
     local p = self._parser
     local ev = self._ev
     while true do
         reset_errlen(self)
         local rc = C.resty_nats_parser_next(p, ev, self._errbuf,
-                                            self._sizes + 1)
+                                            self._errlen)
         if rc == OK then
             return ev
         end
@@ -676,13 +678,27 @@ local function next_event(self, deadline)
 
         reset_errlen(self)
         rc = C.resty_nats_parser_feed(p, data, #data, self._errbuf,
-                                      self._sizes + 1)
+                                      self._errlen)
         if rc ~= OK then
             local err = "protocol error: " .. last_error(self)
             ngx_log(ngx_ERR, "nats: ", err, ", closing the connection")
             return nil, err, true
         end
     end
+end
+
+
+-- the fast path, loop-free so that LuaJIT compiles it into the caller's
+-- loop: an event already parsed; read_event() reads when there is none
+local function next_event(self, deadline)
+    local ev = self._ev
+    self._sizes[1] = ERRBUF_SIZE
+    if C.resty_nats_parser_next(self._parser, ev, self._errbuf,
+                                self._errlen) == OK
+    then
+        return ev
+    end
+    return read_event(self, deadline)
 end
 
 
@@ -1257,7 +1273,7 @@ local function handshake(self, srv, opts)
 
     local frame
     frame, err = frame_call(self, C.resty_nats_frame_connect, o,
-                            self._errbuf, self._sizes + 1)
+                            self._errbuf, self._errlen)
     if not frame then
         return nil, err
     end
@@ -1531,7 +1547,7 @@ local function message_frames(self, subject, payload, reply, headers)
         local line, err = frame_call(self, C.resty_nats_frame_hpub, subject,
                                      #subject, reply, rlen, arr, n, #payload,
                                      self._max_payload, self._errbuf,
-                                     self._sizes + 1)
+                                     self._errlen)
         anchors = nil
         if not line then
             return nil, err
@@ -1539,9 +1555,20 @@ local function message_frames(self, subject, payload, reply, headers)
         return line
     end
 
+    -- the hot path, without frame_call's varargs and loop (both keep
+    -- LuaJIT from compiling a publish loop); a PUB line always fits
+    local sizes = self._sizes
+    sizes[1] = ERRBUF_SIZE
+    local rc = C.resty_nats_frame_pub(self._fbuf, self._fsize, sizes, subject,
+                                      #subject, reply, rlen, #payload,
+                                      self._max_payload, self._errbuf,
+                                      self._errlen)
+    if rc == OK then
+        return ffi_string(self._fbuf, sizes[0])
+    end
     return frame_call(self, C.resty_nats_frame_pub, subject, #subject, reply,
                       rlen, #payload, self._max_payload, self._errbuf,
-                      self._sizes + 1)
+                      self._errlen)
 end
 
 
@@ -1610,7 +1637,7 @@ local function add_sub(self, subject, callback, queue, max)
     reset_errlen(self)
     local rc = C.resty_nats_subs_add(self._subtab, subject, #subject, queue,
                                      qlen, sidbuf, self._errbuf,
-                                     self._sizes + 1)
+                                     self._errlen)
     if rc ~= OK then
         return nil, last_error(self)
     end
@@ -1618,7 +1645,7 @@ local function add_sub(self, subject, callback, queue, max)
     local sid = sidbuf[0]
     local line, err = frame_call(self, C.resty_nats_frame_sub, subject,
                                  #subject, queue, qlen, sid, self._errbuf,
-                                 self._sizes + 1)
+                                 self._errlen)
     if not line then
         C.resty_nats_subs_remove(self._subtab, sid)
         return nil, err
@@ -1630,7 +1657,7 @@ local function add_sub(self, subject, callback, queue, max)
         C.resty_nats_subs_set_max(self._subtab, sid, max)
         local uline
         uline, err = frame_call(self, C.resty_nats_frame_unsub, sid, max,
-                                self._errbuf, self._sizes + 1)
+                                self._errbuf, self._errlen)
         if not uline then
             C.resty_nats_subs_remove(self._subtab, sid)
             return nil, err
@@ -1710,7 +1737,7 @@ function _M.unsubscribe(self, sid, max)
     max = max or 0
 
     local line, err = frame_call(self, C.resty_nats_frame_unsub, nsid, max,
-                                 self._errbuf, self._sizes + 1)
+                                 self._errbuf, self._errlen)
     if not line then
         return false, err
     end
@@ -1974,7 +2001,7 @@ function _M.drain(self, timeout)
     local frames = {}
     for nsid in pairs(self._subs) do
         local line = frame_call(self, C.resty_nats_frame_unsub, nsid, 0,
-                                self._errbuf, self._sizes + 1)
+                                self._errbuf, self._errlen)
         frames[#frames + 1] = line
     end
 
@@ -2009,7 +2036,7 @@ local function drain_idle(self)
     while true do
         reset_errlen(self)
         local rc = C.resty_nats_parser_next(p, ev, self._errbuf,
-                                            self._sizes + 1)
+                                            self._errlen)
         if rc == AGAIN then
             return C.resty_nats_parser_buffered(p) == 0
         end
@@ -2077,7 +2104,7 @@ function _M.set_keepalive(self, ...)
         -- gets its own inbox
         local line, err = frame_call(self, C.resty_nats_frame_unsub,
                                      self._inbox_sid, 0, self._errbuf,
-                                     self._sizes + 1)
+                                     self._errlen)
         if line then
             local _
             _, err = send(self, line)
@@ -2113,7 +2140,7 @@ function _M.set_keepalive(self, ...)
         if data then
             reset_errlen(self)
             if C.resty_nats_parser_feed(self._parser, data, #data,
-                                        self._errbuf, self._sizes + 1) ~= OK
+                                        self._errbuf, self._errlen) ~= OK
             then
                 self:close()
                 return nil, "protocol error: " .. last_error(self)
