@@ -1,0 +1,69 @@
+# vim:set ft= ts=4 sw=4 et:
+# The hot paths compile: a publish loop and the receive loop of wait()
+# hit nothing LuaJIT cannot compile (NYI) in lua/resty/nats.lua (jit.v).
+# Other aborts ("leaving loop in root trace") are transient recorder
+# choices, retried by LuaJIT: not counted.
+
+use lib 't/lib';
+use TestNats;
+
+repeat_each(1);
+plan tests => repeat_each() * (3 * blocks());
+no_long_string();
+run_tests();
+
+__DATA__
+
+=== TEST 1: publish (buffered and not) and receive loops compile
+--- http_config
+    lua_package_path "$TEST_NGINX_REPO/lua/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/luajit-2.1.0-beta3/?.lua;;";
+--- config
+    location = /t {
+        content_by_lua_block {
+            local v = require "jit.v"
+            local log = os.tmpname()
+            v.on(log)
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local got = 0
+            assert(n:subscribe("jit.x", function(m) got = got + #m.payload end))
+            assert(n:flush())
+            for i = 1, 3000 do
+                assert(n:publish("jit.x", "0123456789abcdef"))
+            end
+            n:set_write_buffer(65536)
+            for i = 1, 20000 do
+                n:publish("jit.x", "0123456789abcdef")
+            end
+            assert(n:wait(23000))
+            v.off()
+            n:close()
+            local f = assert(io.open(log))
+            local text = f:read("*a")
+            f:close()
+            os.remove(log)
+            local aborts, traces = {}, 0
+            for line in text:gmatch("[^\n]+") do
+                if line:find("nats.lua", 1, true) then
+                    if line:match("^%[TRACE %-%-%-") and line:find("NYI", 1, true) then
+                        aborts[#aborts + 1] = line
+                    elseif line:match("^%[TRACE +%d") then
+                        traces = traces + 1
+                    end
+                end
+            end
+            ngx.say("received: ", got == 23000 * 16)
+            ngx.say("traces in nats.lua: ", traces > 0)
+            ngx.say("NYI aborts in nats.lua: ", #aborts)
+            for _, a in ipairs(aborts) do ngx.say(a) end
+        }
+    }
+--- request
+GET /t
+--- response_body
+received: true
+traces in nats.lua: true
+NYI aborts in nats.lua: 0
+--- no_error_log
+[error]
