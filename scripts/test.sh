@@ -8,3 +8,8 @@ bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure "$@"
+
+# the unit tests under ASan + UBSan, then every fuzz target for a short
+# while (FUZZ_SECONDS per target, 30 by default; 0 replays the corpus only)
+bash scripts/sanitize.sh
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

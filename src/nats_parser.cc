@@ -40,6 +40,29 @@ is_delim(char c) noexcept
 }
 
 
+/* a header name byte: 33-126 except ':' (the first ':' ends the name) */
+inline bool
+is_header_name_byte(char c) noexcept
+{
+    unsigned char  u = static_cast<unsigned char>(c);
+
+    return u >= 33 && u <= 126 && u != ':';
+}
+
+
+/* a bare CR or LF in [p, end): header text must never carry one */
+inline bool
+has_cr_or_lf(const char *p, const char *end) noexcept
+{
+    for ( ; p < end; p++) {
+        if (*p == '\r' || *p == '\n') {
+            return true;
+        }
+    }
+    return false;
+}
+
+
 inline char
 lower(char c) noexcept
 {
@@ -74,13 +97,22 @@ enum class match { partial, found, impossible };
  * op name counts only when a space, tab, CR or LF follows it, so "PINGX"
  * is impossible while "PIN" is partial. Fails as soon as no op name can
  * match the bytes seen so far.
+ *
+ * decided: the offset of the byte that settled the outcome (found: the
+ * delimiter after the name, which is name_end; impossible: the byte that
+ * ruled out the last candidate). A result is only reachable through
+ * partial matches of every shorter prefix, so next() applies the control
+ * line bound to it too: the outcome then never depends on how the bytes
+ * were split across feeds.
  */
 match
-match_op(const char *p, std::size_t n, op &type, std::size_t &name_end)
-    noexcept
+match_op(const char *p, std::size_t n, op &type, std::size_t &name_end,
+    std::size_t &decided) noexcept
 {
     std::size_t  s = 0;
     bool         partial = false;
+
+    decided = 0;
 
     while (s < n && is_blank(p[s])) {
         s++;
@@ -102,6 +134,7 @@ match_op(const char *p, std::size_t n, op &type, std::size_t &name_end)
         }
 
         if (i < cmp) {
+            decided = s + i > decided ? s + i : decided;
             continue;
         }
 
@@ -113,8 +146,11 @@ match_op(const char *p, std::size_t n, op &type, std::size_t &name_end)
         if (is_delim(p[s + o.len])) {
             type = o.type;
             name_end = s + o.len;
+            decided = name_end;
             return match::found;
         }
+
+        decided = s + o.len > decided ? s + o.len : decided;
     }
 
     return partial ? match::partial : match::impossible;
@@ -323,7 +359,9 @@ parser::next(resty_nats_event_t &ev)
 {
     const char   *p, *lf;
     std::size_t   avail, cap, limit, name_end = 0, line_len, len;
+    std::size_t   decided = 0;
     op            type = op::none;
+    match         m;
 
     std::memset(&ev, 0, sizeof(ev));
     ev.type = RESTY_NATS_EV_NONE;
@@ -343,17 +381,28 @@ parser::next(resty_nats_event_t &ev)
 
     p = buf_.data() + pos_;
 
-    switch (match_op(p, avail, type, name_end)) {
+    m = match_op(p, avail, type, name_end, decided);
+
+    /*
+     * Only blanks and part of an op name so far (no LF yet), or an
+     * outcome settled by a byte at or past the control line cap: fed in
+     * smaller pieces, the first RESTY_NATS_MAX_CONTROL_LINE bytes would
+     * have been a partial match, so it is the same error here. This also
+     * bounds leading blanks before INFO.
+     */
+    if ((m == match::partial && avail >= RESTY_NATS_MAX_CONTROL_LINE)
+        || (m != match::partial && decided >= RESTY_NATS_MAX_CONTROL_LINE))
+    {
+        return fail_format(errc::line_too_long,
+                           "control line too long (over %d bytes)",
+                           RESTY_NATS_MAX_CONTROL_LINE);
+    }
+
+    switch (m) {
     case match::impossible:
         return fail(errc::unknown_op, "unknown protocol operation");
 
     case match::partial:
-        /* only blanks and part of an op name so far: no LF yet */
-        if (avail >= RESTY_NATS_MAX_CONTROL_LINE) {
-            return fail_format(errc::line_too_long,
-                               "control line too long (over %d bytes)",
-                               RESTY_NATS_MAX_CONTROL_LINE);
-        }
         return errc::again;
 
     case match::found:
@@ -596,6 +645,9 @@ parser::finish_msg(resty_nats_event_t &ev)
     if (msg_.type == op::hmsg) {
         rc = parse_headers(p + msg_.line_len, msg_.hdr_len, ev);
         if (rc != errc::ok) {
+            /* the fields set so far point into the dropped buffer */
+            std::memset(&ev, 0, sizeof(ev));
+            ev.type = RESTY_NATS_EV_NONE;
             return rc;
         }
         ev.type = RESTY_NATS_EV_HMSG;
@@ -663,6 +715,10 @@ parser::parse_headers(const char *block, std::size_t len,
         while (ve > s && is_blank(ve[-1])) {
             ve--;
         }
+        if (has_cr_or_lf(s, ve)) {
+            return fail(errc::invalid_header_block,
+                        "invalid header block: bad status");
+        }
         if (ve > s) {
             ev.description = make_str(s, static_cast<std::size_t>(ve - s));
         }
@@ -683,8 +739,9 @@ parser::parse_headers(const char *block, std::size_t len,
                         "invalid header block: bad header line");
         }
 
+        /* ADR-4 names: bytes 33-126 (so no blank, no bare CR or LF) */
         for (s = q; s < colon; s++) {
-            if (is_blank(*s)) {
+            if (!is_header_name_byte(*s)) {
                 return fail(errc::invalid_header_block,
                             "invalid header block: bad header name");
             }
@@ -692,6 +749,12 @@ parser::parse_headers(const char *block, std::size_t len,
 
         v = colon + 1;
         ve = eol;
+
+        /* lines end only at CRLF: a bare CR or LF stays in the value */
+        if (has_cr_or_lf(v, ve)) {
+            return fail(errc::invalid_header_block,
+                        "invalid header block: bad header value");
+        }
         while (v < ve && is_blank(*v)) {
             v++;
         }

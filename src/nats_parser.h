@@ -21,6 +21,9 @@
  * ("HT", "MSX", "PINGX"); "H" alone waits, as it may start HMSG. -ERR
  * gives the text without its quotes; a missing quote on either side is
  * tolerated. The payload of a MSG/HMSG must be followed by exactly CRLF.
+ * Header blocks are strict (ADR-4): lines end at CRLF only, names are
+ * bytes 33-126 without ':', and a bare CR or LF in a value or in the
+ * status description fails the block.
  */
 
 #ifndef RESTY_NATS_PARSER_H
