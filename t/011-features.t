@@ -335,3 +335,36 @@ flush: true
 request: v
 --- no_error_log
 [error]
+
+
+
+=== TEST 10: echo = false: no delivery of the connection's own messages; timeouts and pool options are taken
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT, {
+                echo = false, connect_timeout = 1000, send_timeout = 1000,
+                read_timeout = 300, pool = "no-echo", pool_size = 2 }))
+            local other = assert(nats:new())
+            assert(other:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local mine, theirs = 0, 0
+            assert(n:subscribe("echo.x", function() mine = mine + 1 end))
+            assert(other:subscribe("echo.x", function() theirs = theirs + 1 end))
+            assert(n:flush())
+            assert(other:flush())
+            assert(n:publish("echo.x", "1"))
+            assert(other:wait(1))
+            local ok, err = n:wait(1)
+            ngx.say("own message delivered: ", mine, ", other got: ", theirs, ", wait: ", err)
+            n:close()
+            other:close()
+        }
+    }
+--- request
+GET /t
+--- response_body
+own message delivered: 0, other got: 1, wait: timeout
+--- error_log
+lua tcp socket read timed out
