@@ -1,0 +1,263 @@
+-- Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
+--
+-- The nginx side of bench/run.sh: one content handler per scenario,
+-- talking to the nats_bench peers (bench/nats_bench.c) through resty.nats.
+-- Figures are printed as the response body; a failure answers 500 with
+-- the reason.
+
+local nats = require "resty.nats"
+local ffi = require "ffi"
+
+local ngx = ngx
+local tonumber = tonumber
+local tostring = tostring
+local string_rep = string.rep
+local string_format = string.format
+
+local _M = {}
+
+local host = "127.0.0.1"
+local port
+
+
+function _M.init(nats_port)
+    port = nats_port
+end
+
+
+local function now()
+    ngx.update_time()
+    return ngx.now()
+end
+
+
+local function fail(...)
+    ngx.status = 500
+    ngx.say(...)
+    return ngx.exit(500)
+end
+
+
+local function connect(timeout)
+    local n, err = nats:new()
+    if not n then
+        return nil, err
+    end
+    n:set_timeout(timeout)
+    local ok
+    ok, err = n:connect(host, port)
+    if not ok then
+        return nil, err
+    end
+    return n
+end
+
+
+-- one request to a nats_bench control subject; returns the reply payload
+local function ask(n, subject, body)
+    local reply
+    local ok, err = n:request(subject, body, function(m) reply = m.payload end)
+    if ok then
+        ok, err = n:wait(1)
+    end
+    if not ok then
+        return nil, err
+    end
+    return reply
+end
+
+
+-- GET /pub?n=N&size=S[&wbuf=B]: N publishes of S bytes on one
+-- connection (with wbuf: after set_write_buffer(B)); the rate until the C
+-- sink has counted all N
+function _M.publish()
+    local count = tonumber(ngx.var.arg_n)
+    local size = tonumber(ngx.var.arg_size)
+    local wbuf = tonumber(ngx.var.arg_wbuf)
+    local n, err = connect(70000)
+    if not n then
+        return fail("connect: ", err)
+    end
+    if wbuf and wbuf > 0 then
+        if not n.set_write_buffer then
+            return fail("this resty.nats has no set_write_buffer")
+        end
+        n:set_write_buffer(wbuf)
+    end
+
+    local payload = string_rep("x", size)
+    local r
+    r, err = ask(n, "bench.sinkreset", "")
+    if not r then
+        return fail("sinkreset: ", err)
+    end
+
+    local t0 = now()
+    for _ = 1, count do
+        local ok
+        ok, err = n:publish("bench.sink.lua", payload)
+        if not ok then
+            return fail("publish: ", err)
+        end
+    end
+    r, err = ask(n, "bench.sinkwait", tostring(count))
+    local t1 = now()
+    if not r or r:find("^timeout") then
+        return fail("sinkwait: ", r or err)
+    end
+
+    n:close()
+    ngx.say(string_format("%.0f", count / (t1 - t0)))
+end
+
+
+local recv_seq = 0
+
+-- GET /recv?n=N&size=S: subscribes, asks the C publisher (bench.trigger,
+-- on the same connection, so the SUB is in place) for N messages of S
+-- bytes, wait(N + 1) (N messages + the trigger's "ok"); the rate until
+-- the handler has seen all N
+function _M.receive()
+    local count = tonumber(ngx.var.arg_n)
+    local size = tonumber(ngx.var.arg_size)
+    local n, err = connect(30000)
+    if not n then
+        return fail("connect: ", err)
+    end
+
+    recv_seq = recv_seq + 1
+    local subject = "bench.recv.lua." .. ngx.worker.pid() .. "." .. recv_seq
+    local got, bytes = 0, 0
+    local sid
+    sid, err = n:subscribe(subject, function(m)
+        got = got + 1
+        bytes = bytes + #m.payload
+    end)
+    if not sid then
+        return fail("subscribe: ", err)
+    end
+
+    local answer
+    local t0 = now()
+    local ok
+    ok, err = n:request("bench.trigger", subject .. " " .. count .. " " .. size,
+                        function(m) answer = m.payload end)
+    if ok then
+        ok, err = n:wait(count + 1)
+    end
+    local t1 = now()
+    n:close()
+    if not ok then
+        return fail("wait: ", err, " after ", got, " messages")
+    end
+    if answer ~= "ok" or got ~= count or bytes ~= count * size then
+        return fail("got ", got, " messages, ", bytes, " bytes, trigger: ",
+                    answer)
+    end
+
+    ngx.say(string_format("%.0f", count / (t1 - t0)))
+end
+
+
+-- GET /gw: the gateway: connect (pooled), request() with a callback,
+-- wait(1), set_keepalive, as the README's synopsis
+function _M.gateway()
+    local n, err = connect(5000)
+    if not n then
+        ngx.log(ngx.ERR, "gw: connect: ", err)
+        return ngx.exit(502)
+    end
+
+    local reply
+    local ok
+    ok, err = n:request("bench.echo", "ping", function(m) reply = m.payload end)
+    if ok then
+        ok, err = n:wait(1)
+    end
+    if not ok then
+        n:close()
+        ngx.log(ngx.ERR, "gw: request: ", err)
+        return ngx.exit(502)
+    end
+
+    ok, err = n:set_keepalive(60000, 256)
+    if not ok then
+        ngx.log(ngx.ERR, "gw: set_keepalive: ", err)
+    end
+    ngx.print(reply)
+end
+
+
+local sync_opts = { timeout = 5000 }
+
+-- GET /sync: the same with the synchronous form of request() (returns
+-- the reply message)
+function _M.sync()
+    local n, err = connect(5000)
+    if not n then
+        ngx.log(ngx.ERR, "sync: connect: ", err)
+        return ngx.exit(502)
+    end
+
+    local msg
+    msg, err = n:request("bench.echo", "ping", sync_opts)
+    if not msg then
+        n:close()
+        ngx.log(ngx.ERR, "sync: request: ", err)
+        return ngx.exit(502)
+    end
+
+    local ok
+    ok, err = n:set_keepalive(60000, 256)
+    if not ok then
+        ngx.log(ngx.ERR, "sync: set_keepalive: ", err)
+    end
+    ngx.print(msg.payload)
+end
+
+
+local token = ffi.new("char[22]")
+
+-- GET /orig: the original pure-Lua library's request pattern, spelled out
+-- with this library's primitives so that it stays fixed whatever
+-- request() becomes: SUB <fresh inbox>, PUB with that reply subject,
+-- wait(1), UNSUB: three sends per request
+function _M.original()
+    local n, err = connect(5000)
+    if not n then
+        ngx.log(ngx.ERR, "orig: connect: ", err)
+        return ngx.exit(502)
+    end
+
+    if ffi.C.resty_nats_random_token(token, 22) ~= 0 then
+        return ngx.exit(500)
+    end
+    local inbox = "_INBOX." .. ffi.string(token, 22)
+
+    local reply
+    local sid, ok
+    sid, err = n:subscribe(inbox, function(m) reply = m.payload end)
+    if sid then
+        ok, err = n:publish("bench.echo", "ping", inbox)
+        if ok then
+            ok, err = n:wait(1)
+        end
+        if ok then
+            ok, err = n:unsubscribe(sid)
+        end
+    end
+    if not sid or not ok then
+        n:close()
+        ngx.log(ngx.ERR, "orig: request: ", err)
+        return ngx.exit(502)
+    end
+
+    ok, err = n:set_keepalive(60000, 256)
+    if not ok then
+        ngx.log(ngx.ERR, "orig: set_keepalive: ", err)
+    end
+    ngx.print(reply)
+end
+
+
+return _M

@@ -1,0 +1,558 @@
+#!/usr/bin/env bash
+# The benchmark suite of lua-resty-nats, beside the official C client
+# (libnats) measured in the same run. Not part of the tests.
+#
+#   bash bench/run.sh
+#
+# Knobs (environment):
+#   RUNS=3            runs per figure (median, min and max are printed)
+#   N=200000          messages per publish/receive run
+#   DURATION=10       seconds per wrk run and per native request loop
+#   SCENARIOS="publish receive native gateway sync original rss core"
+#                     a subset, in any order (they always run in this one)
+#   PUB_WBUF=65536    publish also with set_write_buffer(PUB_WBUF) when
+#                     resty.nats has it (0: not)
+#   RSS_DURATION=120  seconds of the long gateway run of "rss"
+#   CORE_MIN_TIME=0.3 --benchmark_min_time of the core benchmark
+#   BUILD_DIR=build   the CMake build directory (configured with
+#                     -DRESTY_NATS_BUILD_BENCH=ON)
+#   WAIT_IDLE=0       before the start and before every measured run, wait
+#                     for the machine to be idle (under 15% CPU busy), up to
+#                     this many seconds in all: for machines shared with others
+#   LUA_DIR=lua       where resty/nats.lua is taken from (to compare another
+#                     version: git show REV:lua/resty/nats.lua > DIR/resty/nats.lua)
+#   JIT_LOG=v|dump    write LuaJIT's jit.v (or jit.dump) log of each nginx
+#                     worker to $BUILD_DIR/bench-run/jit/*.log
+#   PERF=1            record the 1-worker gateway run with perf (if
+#                     installed) into $BUILD_DIR/bench-run/perf.data
+#
+# Starts its own nats-server, the C peers (bench/nats_bench.c serve) and
+# nginx on free loopback ports, stops them all on exit. See bench/README.md
+# for what each scenario measures.
+
+# (the whole script is one block: bash reads it at once, so editing this
+# file during a run cannot break that run)
+{
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+
+RUNS=${RUNS:-3}
+N=${N:-200000}
+DURATION=${DURATION:-10}
+ALL_SCENARIOS="publish receive native gateway sync original rss core"
+SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
+RSS_DURATION=${RSS_DURATION:-120}
+PUB_WBUF=${PUB_WBUF:-65536}
+CORE_MIN_TIME=${CORE_MIN_TIME:-0.3}
+BUILD_DIR=$(realpath -m "${BUILD_DIR:-build}")
+JIT_LOG=${JIT_LOG:-}
+WAIT_IDLE=${WAIT_IDLE:-0}
+LUA_DIR=$(realpath -m "${LUA_DIR:-$REPO/lua}")
+PERF=${PERF:-}
+WRK_THREADS=2
+WRK_CONNS=50
+
+for s in $SCENARIOS; do
+    case " $ALL_SCENARIOS " in
+        *" $s "*) ;;
+        *) echo "run.sh: unknown scenario '$s' (known: $ALL_SCENARIOS)" >&2
+           exit 2 ;;
+    esac
+done
+if ! [[ "$PUB_WBUF" =~ ^[0-9]+$ ]]; then
+    echo "run.sh: PUB_WBUF must be a number of bytes" >&2
+    exit 2
+fi
+if ! [[ "$WAIT_IDLE" =~ ^[0-9]+$ ]]; then
+    echo "run.sh: WAIT_IDLE must be a number of seconds" >&2
+    exit 2
+fi
+for v in RUNS N DURATION RSS_DURATION; do
+    if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
+        echo "run.sh: $v must be a positive integer" >&2
+        exit 2
+    fi
+done
+want() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+started=$(date +%s)
+
+# build ---------------------------------------------------------------------
+bash scripts/deps.sh
+echo "building in $BUILD_DIR ..."
+mkdir -p "$BUILD_DIR"
+BLOG="$BUILD_DIR/bench-build.log"
+cmake -S . -B "$BUILD_DIR" -DRESTY_NATS_BUILD_BENCH=ON > "$BLOG" 2>&1 \
+    || { tail -n 30 "$BLOG" >&2; exit 1; }
+targets=(nats_bench core_bench)
+if want publish || want receive || want gateway || want sync \
+        || want original || want rss; then
+    targets+=(nginx_module)
+fi
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]}" \
+    >> "$BLOG" 2>&1 || { tail -n 30 "$BLOG" >&2; exit 1; }
+
+NB="$BUILD_DIR/bench/nats_bench"
+CB="$BUILD_DIR/bench/core_bench"
+MODS="$BUILD_DIR/modules"
+B="$BUILD_DIR/bench-run"
+R="$B/results"
+rm -rf "$B"
+mkdir -p "$B/logs" "$B/conf" "$R"
+if [ -n "$JIT_LOG" ]; then
+    mkdir -p "$B/jit"
+    chmod 1777 "$B/jit"   # the workers' user writes there
+fi
+
+# processes -----------------------------------------------------------------
+free_port() {
+    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
+        LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
+}
+wait_port() {  # up to 10 s
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "run.sh: nothing listens on port $1" >&2
+    return 1
+}
+
+pids=()
+nginx_pid=
+stop_nginx() {
+    [ -n "$nginx_pid" ] || return 0
+    kill -QUIT "$nginx_pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$nginx_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$nginx_pid" 2>/dev/null || true
+    nginx_pid=
+}
+cleanup() {
+    stop_nginx
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+NATS_PORT=$(free_port)
+URL="nats://127.0.0.1:$NATS_PORT"
+nats-server -a 127.0.0.1 -p "$NATS_PORT" -l "$B/logs/nats.log" &
+pids+=($!)
+wait_port "$NATS_PORT"
+
+"$NB" serve "$URL" > "$B/logs/peer.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -qs ready "$B/logs/peer.out" && break; sleep 0.1; done
+grep -qs ready "$B/logs/peer.out" \
+    || { cat "$B/logs/peer.out" >&2; echo "run.sh: peer not ready" >&2; exit 1; }
+
+# the lua module in use: patched (setkeepalive_nats) or stock
+if grep -q setkeepalive_nats "$MODS/ngx_http_lua_module.so" 2>/dev/null; then
+    LUA_MODULE="patched lua module (setkeepalive_nats)"
+else
+    LUA_MODULE="stock lua module"
+fi
+
+HTTP_PORT=
+start_nginx() {  # start_nginx WORKERS NAME
+    local workers=$1 name=$2 jit=
+    HTTP_PORT=$(free_port)
+    if [ -n "$JIT_LOG" ]; then
+        jit="init_worker_by_lua_block {
+            require('jit.$JIT_LOG').on('$B/jit/$name-' .. ngx.worker.pid() .. '.log')
+        }"
+    fi
+    cat > "$B/conf/$name.conf" <<CONF
+load_module $MODS/ndk_http_module.so;
+load_module $MODS/ngx_http_lua_module.so;
+load_module $MODS/ngx_http_lua_nats_module.so;
+worker_processes $workers;
+error_log logs/error-$name.log warn;
+pid logs/nginx-$name.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    lua_package_path "$LUA_DIR/?.lua;$REPO/bench/lua/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/luajit-2.1.0-beta3/?.lua;;";
+    init_by_lua_block { require("bench_handlers").init($NATS_PORT) }
+    $jit
+    server {
+        listen 127.0.0.1:$HTTP_PORT;
+        location = /pub  { content_by_lua_block { require("bench_handlers").publish() } }
+        location = /recv { content_by_lua_block { require("bench_handlers").receive() } }
+        location = /gw   { content_by_lua_block { require("bench_handlers").gateway() } }
+        location = /sync { content_by_lua_block { require("bench_handlers").sync() } }
+        location = /orig { content_by_lua_block { require("bench_handlers").original() } }
+    }
+}
+CONF
+    /usr/sbin/nginx -p "$B" -c "conf/$name.conf" -e "logs/error-$name.log"
+    for _ in $(seq 50); do [ -s "$B/logs/nginx-$name.pid" ] && break; sleep 0.1; done
+    nginx_pid=$(cat "$B/logs/nginx-$name.pid")
+    wait_port "$HTTP_PORT"
+}
+first_worker() { pgrep -P "$nginx_pid" | sort -n | awk 'NR == 1'; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# figures -------------------------------------------------------------------
+# record KEY VALUE...: one run's figure(s), one line per run
+record() { local k=$1; shift; echo "$*" >> "$R/$k"; }
+# stats KEY [COLUMN]: "median min max" of a column of KEY's runs
+stats() {
+    [ -s "$R/$1" ] || { echo "- - -"; return; }
+    awk -v c="${2:-1}" '{print $c}' "$R/$1" | sort -g | awk '
+        {a[NR] = $1}
+        END {
+            m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+            print m, a[1], a[NR]
+        }'
+}
+# human-readable rate: 1234567 -> 1.23M
+hum() {
+    awk -v x="$1" 'BEGIN {
+        if (x == "-") print "-"
+        else if (x >= 1e9) printf "%.2fG", x / 1e9
+        else if (x >= 1e6) printf "%.2fM", x / 1e6
+        else if (x >= 1e4) printf "%.1fk", x / 1e3
+        else printf "%.0f", x
+    }'
+}
+# "median [min..max]" of KEY
+fig() {
+    local m lo hi
+    read -r m lo hi <<< "$(stats "$@")"
+    if [ "$m" = "-" ]; then echo "-"; return; fi
+    echo "$(hum "$m") [$(hum "$lo")..$(hum "$hi")]"
+}
+ratio() {
+    local a b
+    a=$(stats "$1" | cut -d' ' -f1)
+    b=$(stats "$2" | cut -d' ' -f1)
+    awk -v a="$a" -v b="$b" 'BEGIN {
+        if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'
+}
+
+fetch() {  # fetch PATH: the body, or a failure (the body on stderr)
+    local out code
+    out=$(curl -s --max-time 180 -w '\n%{http_code}' \
+          "http://127.0.0.1:$HTTP_PORT$1") || true
+    code=${out##*$'\n'}
+    out=${out%$'\n'*}
+    out=${out%$'\n'}
+    if [ "$code" != 200 ] || ! [[ "$out" =~ ^[0-9]+$ ]]; then
+        echo "run.sh: GET $1: HTTP $code: $out" >&2
+        return 1
+    fi
+    echo "$out"
+}
+
+to_ms() {  # wrk latency (12.3us, 4.5ms, 1.2s) -> ms
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n /= 1000
+        else if (v ~ /ms$/) n = n
+        else if (v ~ /m$/) n *= 60000
+        else if (v ~ /s$/) n *= 1000
+        printf "%.3f", n
+    }'
+}
+
+# run_wrk PATH SECONDS OUTFILE: prints "rps p50_ms p99_ms errors requests"
+run_wrk() {
+    timeout $(( $2 + 30 )) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$2s" \
+        --timeout 5s --latency "http://127.0.0.1:$HTTP_PORT$1" > "$3" 2>&1 \
+        || { cat "$3" >&2; return 1; }
+    local rps p50 p99 errs reqs
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$3")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$3")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$3")")
+    errs=$(awk '/Non-2xx or 3xx/ {n += $NF}
+                /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10}
+                END {print n + 0}' "$3")
+    reqs=$(awk '/requests in/ {print $1}' "$3")
+    echo "$rps $p50 $p99 $errs $reqs"
+}
+
+# CPU busy (all processes, ours included) over $1 seconds, in percent
+cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat)
+    sleep "$1"
+    b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat)
+    echo "$a $b" | awk '{d = ($3 - $1) + ($4 - $2); b = 0
+        if (d > 0) b = 100 * ($3 - $1) / d
+        printf "%.0f\n", b}'
+}
+# quiet: with WAIT_IDLE, waits until the CPUs are idle (our own processes
+# are idle between runs) or WAIT_IDLE seconds passed
+NOISY=0
+WAITED=0
+quiet() {
+    [ "$WAIT_IDLE" -gt 0 ] || return 0
+    local busy
+    while :; do
+        busy=$(cpu_busy 1)
+        [ "$busy" -lt 15 ] && return 0
+        if [ "$WAITED" -ge "$WAIT_IDLE" ]; then
+            echo "  (CPUs ${busy}% busy, WAIT_IDLE spent: measuring anyway)" >&2
+            NOISY=$(( NOISY + 1 ))
+            return 0
+        fi
+        sleep 4
+        WAITED=$(( WAITED + 5 ))
+    done
+}
+quiet
+BUSY_START=$(cpu_busy 2)
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "RUNS=$RUNS N=$N DURATION=${DURATION}s, nats-server $(nats-server --version | awk '{print $NF}'), libnats $(pkg-config --modversion libnats), nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||'), $LUA_MODULE"
+echo "code: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [ -n "$(git -C "$REPO" status --porcelain -- lua src 2>/dev/null)" ] && echo ' + uncommitted changes in lua/ or src/'), $LUA_DIR/resty/nats.lua md5 $(md5sum "$LUA_DIR/resty/nats.lua" | cut -c1-12); load average at start: $(cut -d' ' -f1-3 /proc/loadavg), CPU busy before start: ${BUSY_START}%"
+echo "scenarios: $SCENARIOS"
+echo
+
+# publish / receive (1 worker) ----------------------------------------------
+FAILED=0
+failed() { FAILED=$(( FAILED + 1 )); echo "  run failed: $*" >&2; }
+
+if want publish || want receive; then
+    start_nginx 1 w1
+    for sc in publish receive; do
+        want "$sc" || continue
+        path=/pub; mode=pub
+        [ "$sc" = receive ] && { path=/recv; mode=recv; }
+        for size in 16 1024; do
+            echo "$sc $size B: warm-up, then $RUNS runs of $N messages"
+            fetch "$path?n=$(( N / 10 + 1 ))&size=$size" > /dev/null \
+                || failed "$sc $size B warm-up"
+            for _ in $(seq "$RUNS"); do
+                quiet
+                if v=$(fetch "$path?n=$N&size=$size"); then
+                    record "${sc}_lua_$size" "$v"
+                    lua=$(hum "$v")/s
+                else
+                    failed "resty.nats $sc $size B"
+                    lua=failed
+                fi
+                quiet
+                if v=$(timeout 200 "$NB" "$mode" "$URL" "$size" "$N"); then
+                    record "${sc}_c_$size" "$v"
+                    c=$(hum "$v")/s
+                else
+                    failed "libnats $sc $size B"
+                    c=failed
+                fi
+                wb=
+                if [ "$sc" = publish ] && [ "$PUB_WBUF" -gt 0 ] \
+                        && grep -q set_write_buffer "$LUA_DIR/resty/nats.lua"; then
+                    quiet
+                    if v=$(fetch "$path?n=$N&size=$size&wbuf=$PUB_WBUF"); then
+                        record "publish_wb_lua_$size" "$v"
+                        wb=", resty.nats with set_write_buffer($PUB_WBUF) $(hum "$v")/s"
+                    else
+                        failed "resty.nats $sc $size B with set_write_buffer"
+                    fi
+                fi
+                echo "  resty.nats $lua, libnats $c$wb"
+            done
+        done
+    done
+    stop_nginx
+fi
+
+# native request loops --------------------------------------------------------
+if want native; then
+    for c in 1 50; do
+        echo "libnats request loop, $c requester(s): $RUNS runs of ${DURATION}s"
+        for _ in $(seq "$RUNS"); do
+            quiet
+            if v=$(timeout $(( DURATION + 60 )) "$NB" reqloop "$URL" "$c" \
+                   "$DURATION"); then
+                record "native_$c" "$v"
+                echo "  $v  (req/s p50_ms p99_ms errors requests)"
+            else
+                failed "libnats request loop $c"
+            fi
+        done
+    done
+fi
+
+# request/reply gateway: request(), its sync form, the original pattern ------
+gw_path() {
+    case $1 in gateway) echo /gw ;; sync) echo /sync ;; original) echo /orig ;; esac
+}
+for w in 1 2; do
+    want gateway || want sync || want original || break
+    start_nginx "$w" "gw$w"
+    for p in /gw /sync /orig; do
+        curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT$p" > /dev/null \
+            || failed "GET $p"
+    done
+    for r in $(seq "$RUNS"); do
+        for sc in gateway sync original; do
+            want "$sc" || continue
+            p=$(gw_path "$sc")
+            if [ "$r" = 1 ]; then
+                run_wrk "$p" 2 "$B/wrk-warmup.out" > /dev/null \
+                    || failed "$sc warm-up"
+            fi
+            perf_pid=
+            if [ "$PERF" = 1 ] && [ "$w" = 1 ] && [ "$r" = 1 ] \
+                    && [ "$sc" = gateway ] && command -v perf > /dev/null; then
+                perf record -g -o "$B/perf.data" -p "$(first_worker)" \
+                    -- sleep "$DURATION" > "$B/logs/perf.log" 2>&1 &
+                perf_pid=$!
+            fi
+            quiet
+            if v=$(run_wrk "$p" "$DURATION" "$B/wrk-$sc-w$w-$r.out"); then
+                record "${sc}_w$w" "$v"
+                echo "$sc, $w worker(s), run $r: $v  (req/s p50_ms p99_ms errors requests)"
+            else
+                failed "$sc, $w worker(s), run $r"
+            fi
+            if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
+        done
+    done
+    stop_nginx
+done
+
+# RSS of the worker around a long gateway run ---------------------------------
+if want rss; then
+    start_nginx 1 rss
+    quiet
+    wpid=$(first_worker)
+    rss0=$(rss_kib "$wpid")
+    run_wrk /gw 5 "$B/wrk-rss-warmup.out" > "$R/rss_warmup" \
+        || failed "rss warm-up"
+    rss1=$(rss_kib "$wpid")
+    echo "rss: ${RSS_DURATION}s gateway run (worker $wpid)"
+    if run_wrk /gw "$RSS_DURATION" "$B/wrk-rss.out" > "$R/rss_long"; then
+        rss2=$(rss_kib "$wpid")
+        echo "$rss0 $rss1 $rss2" > "$R/rss"
+    else
+        failed "rss long run"
+    fi
+    stop_nginx
+fi
+
+# the core alone (Google Benchmark) -------------------------------------------
+if want core; then
+    quiet
+    echo "core: $CB, $RUNS repetitions"
+    timeout 1800 "$CB" --benchmark_repetitions="$RUNS" \
+        --benchmark_min_time="$CORE_MIN_TIME" \
+        --benchmark_out="$B/core.json" --benchmark_out_format=json \
+        > "$B/core.txt" 2>&1 \
+        || { tail -n 30 "$B/core.txt" >&2; failed "core_bench"; }
+    [ -s "$B/core.json" ] || echo '{"benchmarks": []}' > "$B/core.json"
+    # one line per benchmark: name items/s (median min max) bytes/s (median)
+    perl -MJSON::PP -e '
+        local $/; my $j = decode_json(<STDIN>);
+        my (%it, %by, @order);
+        for my $b (@{$j->{benchmarks}}) {
+            next if ($b->{run_type} // "") ne "iteration";
+            next if $b->{error_occurred};
+            my $n = $b->{run_name} // $b->{name};
+            push @order, $n unless $it{$n};
+            push @{$it{$n}}, $b->{items_per_second} // 0;
+            push @{$by{$n}}, $b->{bytes_per_second} // 0;
+        }
+        sub med { my @a = sort { $a <=> $b } @_; my $k = @a;
+                  $k % 2 ? $a[($k - 1) / 2] : ($a[$k / 2 - 1] + $a[$k / 2]) / 2 }
+        for my $n (@order) {
+            my @a = sort { $a <=> $b } @{$it{$n}};
+            printf "%s %.0f %.0f %.0f %.0f\n", $n, med(@a), $a[0], $a[-1],
+                   med(@{$by{$n}});
+        }' < "$B/core.json" > "$R/core"
+fi
+
+# checks --------------------------------------------------------------------
+notes=()
+for f in "$B"/logs/error-*.log; do
+    [ -e "$f" ] || continue
+    c=$(grep -cE '\[(error|crit|alert|emerg)\]' "$f" || true)
+    if [ "$c" -gt 0 ]; then
+        notes+=("$(basename "$f"): $c error lines, e.g.: $(grep -E '\[(error|crit|alert|emerg)\]' "$f" | head -1 | cut -c1-200)")
+    fi
+done
+c=$(grep -ci 'slow consumer' "$B/logs/nats.log" || true)
+[ "$c" -gt 0 ] && notes+=("nats-server logged $c slow consumer line(s)")
+[ "$WAIT_IDLE" -gt 0 ] && notes+=("WAIT_IDLE: waited ${WAITED}s in all for idle CPUs; $NOISY run(s) started on busy CPUs")
+[ "$FAILED" -gt 0 ] && notes+=("$FAILED run(s) failed (see above); their figures are missing")
+
+# table ---------------------------------------------------------------------
+elapsed=$(( $(date +%s) - started ))
+line() { printf '%-46s %-27s %-27s %-6s %s\n' "$@"; }
+echo
+echo "== results: median [min..max] of $RUNS runs; ratio = resty.nats / libnats medians"
+line "scenario" "resty.nats" "libnats" "ratio" "notes"
+for sc in publish receive; do
+    want "$sc" || continue
+    for size in 16 1024; do
+        label="$size B"; [ "$size" = 1024 ] && label="1 KiB"
+        line "$sc $label, msgs/s" "$(fig "${sc}_lua_$size")" \
+             "$(fig "${sc}_c_$size")" \
+             "$(ratio "${sc}_lua_$size" "${sc}_c_$size")" "N=$N"
+        if [ "$sc" = publish ] && [ -s "$R/publish_wb_lua_$size" ]; then
+            line "publish $label, set_write_buffer($PUB_WBUF)" \
+                 "$(fig "publish_wb_lua_$size")" "$(fig "${sc}_c_$size")" \
+                 "$(ratio "publish_wb_lua_$size" "${sc}_c_$size")" "N=$N"
+        fi
+    done
+done
+if want native; then
+    for c in 1 50; do
+        line "libnats request loop, $c requester(s), req/s" "-" \
+             "$(fig "native_$c")" "" \
+             "p50 $(stats "native_$c" 2 | cut -d' ' -f1) ms, p99 $(stats "native_$c" 3 | cut -d' ' -f1) ms, errors $(awk '{n += $4} END {print n + 0}' "$R/native_$c")"
+    done
+fi
+for sc in gateway sync original; do
+    want "$sc" || continue
+    case $sc in
+        gateway) label="gateway request(cb)+wait" ;;
+        sync) label="gateway request() sync form" ;;
+        original) label="original pattern SUB/PUB/wait/UNSUB" ;;
+    esac
+    for w in 1 2; do
+        [ -s "$R/${sc}_w$w" ] || continue
+        line "$label, ${w}w, req/s" "$(fig "${sc}_w$w")" \
+             "$( [ -s "$R/native_50" ] && fig native_50 || echo -)" \
+             "$(ratio "${sc}_w$w" native_50)" \
+             "p50 $(stats "${sc}_w$w" 2 | cut -d' ' -f1) ms, p99 $(stats "${sc}_w$w" 3 | cut -d' ' -f1) ms, errors $(awk '{n += $4} END {print n + 0}' "$R/${sc}_w$w")"
+    done
+done
+if want rss && [ -s "$R/rss" ]; then
+    read -r rss0 rss1 rss2 < "$R/rss"
+    read -r lrps _ _ lerr lreq < "$R/rss_long"
+    line "nginx worker RSS, KiB" "$rss0 fresh" "$rss1 after warm-up" "" \
+         "$rss2 after ${RSS_DURATION}s more: $lreq requests ($(hum "$lrps")/s, $lerr errors)"
+fi
+if want core && [ -s "$R/core" ]; then
+    while read -r name med lo hi bmed; do
+        bytes=
+        if [ "${bmed%.*}" -gt 0 ] 2>/dev/null; then
+            bytes="$(awk -v b="$bmed" 'BEGIN {printf "%.0f MB/s", b / 1e6}')"
+        fi
+        short=${name#BM_}
+        short=${short//payload:/}
+        short=${short//read:/read }
+        line "core $short, items/s" "$(hum "$med") [$(hum "$lo")..$(hum "$hi")]" \
+             "-" "" "$bytes"
+    done < "$R/core"
+fi
+echo
+if want gateway || want sync || want original; then
+    echo "gateway rows: the libnats column is the native loop with 50 requesters; p50/p99 are medians over the runs, errors the sum"
+fi
+for n in "${notes[@]}"; do echo "note: $n"; done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the suite itself adds about 2)"
+echo "total time: ${elapsed}s; raw figures in $R, logs in $B/logs"
+[ "$FAILED" -eq 0 ]
+exit
+}
