@@ -474,6 +474,13 @@ check_msg_event(const resty_nats_event_t &ev, const char *frame,
         return;
     }
 
+    /* HMSG whose block was refused: payload only, the reason as text */
+    if (ev.status == RESTY_NATS_STATUS_INVALID_HEADERS) {
+        FUZZ_CHECK(ev.headers == nullptr && ev.nheaders == 0);
+        FUZZ_CHECK(sv(ev.description).rfind("invalid header block", 0) == 0);
+        return;
+    }
+
     /* HMSG: the header block sits between the line and the payload */
     FUZZ_CHECK(payload_off >= line_end + 1 + 12);
     FUZZ_CHECK(std::memcmp(frame + line_end + 1, "NATS/1.0", 8) == 0);
@@ -658,10 +665,16 @@ run_stream(const char *data, std::size_t len,
             FUZZ_CHECK(frame[frame_len - 1] == '\n');
 
             for (const resty_nats_str_t *s :
-                 { &ev.subject, &ev.sid_str, &ev.reply, &ev.payload,
-                   &ev.description })
+                 { &ev.subject, &ev.sid_str, &ev.reply, &ev.payload })
             {
                 detail::check_str_sanity(*s, frame_len);
+            }
+            /* a refused header block's reason is static text */
+            if (ev.status != RESTY_NATS_STATUS_INVALID_HEADERS) {
+                detail::check_str_sanity(ev.description, frame_len);
+            } else {
+                FUZZ_CHECK(ev.description.data != nullptr
+                           && ev.description.len > 0);
             }
 
             switch (ev.type) {

@@ -584,12 +584,6 @@ parser::parse_msg_args(const char *line, const char *args, const char *end,
                            max_payload_);
     }
 
-    if (type == op::hmsg && hdr < min_header_block) {
-        return fail_format(errc::invalid_header_block,
-                           "invalid header block (%llu bytes is too short)",
-                           static_cast<unsigned long long>(hdr));
-    }
-
     msg_.type = type;
     msg_.line_len = line_len;
     msg_.subject_off = static_cast<std::size_t>(tok[0] - line);
@@ -622,7 +616,7 @@ parser::finish_msg(resty_nats_event_t &ev)
     const char   *p = buf_.data() + pos_;
     std::size_t   avail = buf_.size() - pos_;
     std::size_t   payload_end = msg_.line_len + msg_.total_len;
-    errc          rc;
+    const char   *bad;
 
     /* reject a wrong terminator as soon as its first byte is here */
     if (avail > payload_end && p[payload_end] != '\r') {
@@ -643,12 +637,17 @@ parser::finish_msg(resty_nats_event_t &ev)
     }
 
     if (msg_.type == op::hmsg) {
-        rc = parse_headers(p + msg_.line_len, msg_.hdr_len, ev);
-        if (rc != errc::ok) {
-            /* the fields set so far point into the dropped buffer */
-            std::memset(&ev, 0, sizeof(ev));
-            ev.type = RESTY_NATS_EV_NONE;
-            return rc;
+        bad = parse_headers(p + msg_.line_len, msg_.hdr_len, ev);
+        if (bad != nullptr) {
+            /*
+             * The frame itself is sound (its sizes were checked), only
+             * the block inside is not: any publisher can send that, so
+             * it costs this message its headers, never the connection.
+             */
+            ev.status = RESTY_NATS_STATUS_INVALID_HEADERS;
+            ev.description = make_str(bad, std::strlen(bad));
+            ev.headers = nullptr;
+            ev.nheaders = 0;
         }
         ev.type = RESTY_NATS_EV_HMSG;
 
@@ -665,7 +664,7 @@ parser::finish_msg(resty_nats_event_t &ev)
 }
 
 
-errc
+const char *
 parser::parse_headers(const char *block, std::size_t len,
     resty_nats_event_t &ev)
 {
@@ -675,7 +674,7 @@ parser::parse_headers(const char *block, std::size_t len,
     if (len < min_header_block || std::memcmp(block, "NATS/1.0", 8) != 0
         || std::memcmp(block + len - 4, "\r\n\r\n", 4) != 0)
     {
-        return fail(errc::invalid_header_block, "invalid header block");
+        return "invalid header block";
     }
 
     /* the lines, each with its CRLF, without the blank last line */
@@ -687,8 +686,7 @@ parser::parse_headers(const char *block, std::size_t len,
 
     if (s < eol) {
         if (!is_blank(*s)) {
-            return fail(errc::invalid_header_block,
-                        "invalid header block: bad version line");
+            return "invalid header block: bad version line";
         }
         while (s < eol && is_blank(*s)) {
             s++;
@@ -701,8 +699,7 @@ parser::parse_headers(const char *block, std::size_t len,
             || static_cast<unsigned>(s[2] - '0') > 9
             || (eol - s > 3 && !is_blank(s[3])))
         {
-            return fail(errc::invalid_header_block,
-                        "invalid header block: bad status");
+            return "invalid header block: bad status";
         }
 
         status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
@@ -716,8 +713,7 @@ parser::parse_headers(const char *block, std::size_t len,
             ve--;
         }
         if (has_cr_or_lf(s, ve)) {
-            return fail(errc::invalid_header_block,
-                        "invalid header block: bad status");
+            return "invalid header block: bad status";
         }
         if (ve > s) {
             ev.description = make_str(s, static_cast<std::size_t>(ve - s));
@@ -735,15 +731,13 @@ parser::parse_headers(const char *block, std::size_t len,
         colon = static_cast<const char *>(
                     std::memchr(q, ':', static_cast<std::size_t>(eol - q)));
         if (colon == nullptr || colon == q) {
-            return fail(errc::invalid_header_block,
-                        "invalid header block: bad header line");
+            return "invalid header block: bad header line";
         }
 
         /* ADR-4 names: bytes 33-126 (so no blank, no bare CR or LF) */
         for (s = q; s < colon; s++) {
             if (!is_header_name_byte(*s)) {
-                return fail(errc::invalid_header_block,
-                            "invalid header block: bad header name");
+                return "invalid header block: bad header name";
             }
         }
 
@@ -752,8 +746,7 @@ parser::parse_headers(const char *block, std::size_t len,
 
         /* lines end only at CRLF: a bare CR or LF stays in the value */
         if (has_cr_or_lf(v, ve)) {
-            return fail(errc::invalid_header_block,
-                        "invalid header block: bad header value");
+            return "invalid header block: bad header value";
         }
         while (v < ve && is_blank(*v)) {
             v++;
@@ -772,7 +765,7 @@ parser::parse_headers(const char *block, std::size_t len,
         ev.nheaders = headers_.size();
     }
 
-    return errc::ok;
+    return nullptr;
 }
 
 

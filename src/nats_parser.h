@@ -102,7 +102,7 @@ private:
     errc parse_msg_args(const char *line, const char *args,
         const char *end, op type, std::size_t line_len);
     errc finish_msg(resty_nats_event_t &ev);
-    errc parse_headers(const char *block, std::size_t len,
+    const char *parse_headers(const char *block, std::size_t len,
         resty_nats_event_t &ev);
     errc fail(errc code);
     errc fail(errc code, const char *text);

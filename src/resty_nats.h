@@ -58,6 +58,16 @@ enum {
     RESTY_NATS_EV_ERR  = 7    /* payload: the text between the quotes */
 };
 
+/*
+ * HMSG status when the header block inside a well-framed HMSG is not
+ * valid (ADR-4): the message is still delivered, with its payload, no
+ * headers, and the reason in description (static text). The parser stays
+ * usable: any publisher can send such a block through the server.
+ */
+enum {
+    RESTY_NATS_STATUS_INVALID_HEADERS = -1
+};
+
 /* limits */
 enum {
     RESTY_NATS_MAX_CONTROL_LINE = 4096,      /* bytes, CRLF included */
@@ -84,7 +94,8 @@ typedef struct resty_nats_header_s {
  */
 typedef struct resty_nats_event_s {
     int                         type;       /* RESTY_NATS_EV_* */
-    int                         status;     /* HMSG: NATS/1.0 status, or 0 */
+    int                         status;     /* HMSG: NATS/1.0 status, 0,
+                                               or ..._INVALID_HEADERS */
     uint64_t                    sid;        /* numeric sid, or UINT64_MAX */
     resty_nats_str_t            subject;
     resty_nats_str_t            sid_str;

@@ -368,3 +368,56 @@ GET /t
 own message delivered: 0, other got: 1, wait: timeout
 --- error_log
 lua tcp socket read timed out
+
+
+
+=== TEST 11: a publisher's malformed header block costs that message its headers, not the subscriber its connection
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local got = {}
+            assert(n:subscribe("hdr.evil", function(m) got[#got + 1] = m end))
+            assert(n:flush())
+
+            -- a raw publisher (not this library: it refuses such headers)
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            assert(sock:receive("*l"))  -- INFO
+            local function hpub(block, payload)
+                return "HPUB hdr.evil " .. #block .. " " .. #block + #payload
+                       .. "\r\n" .. block .. payload .. "\r\n"
+            end
+            assert(sock:send('CONNECT {"headers":true,"verbose":false}\r\n'
+                .. hpub("NATS/1.0\r\nBad Key: v\r\n\r\n", "one")
+                .. hpub("NATS/1.0\r\nX-Tag: a\nInjected: b\r\n\r\n", "two")
+                .. hpub("HTTP/1.1 200\r\n\r\n", "three")
+                .. hpub("NATS/1.0\r\nGood: yes\r\n\r\n", "four")
+                .. "PUB hdr.evil 4\r\nfive\r\nPING\r\n"))
+            ngx.say("raw publisher: ", sock:receive("*l"))
+            sock:close()
+
+            n:set_timeout(2000)
+            assert(n:wait(5))
+            for _, m in ipairs(got) do
+                ngx.say(m.payload, " headers=", m.headers and m.headers.Good or tostring(m.headers),
+                        " error=", tostring(m.header_error))
+            end
+            ngx.say("still connected: ", n:flush())
+            n:close()
+        }
+    }
+--- request
+GET /t
+--- response_body
+raw publisher: PONG
+one headers=nil error=invalid header block: bad header name
+two headers=nil error=invalid header block: bad header value
+three headers=nil error=invalid header block
+four headers=yes error=nil
+five headers=nil error=nil
+still connected: true
+--- no_error_log
+[error]

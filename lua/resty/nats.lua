@@ -71,6 +71,16 @@ enum {
     RESTY_NATS_EV_ERR  = 7    /* payload: the text between the quotes */
 };
 
+/*
+ * HMSG status when the header block inside a well-framed HMSG is not
+ * valid (ADR-4): the message is still delivered, with its payload, no
+ * headers, and the reason in description (static text). The parser stays
+ * usable: any publisher can send such a block through the server.
+ */
+enum {
+    RESTY_NATS_STATUS_INVALID_HEADERS = -1
+};
+
 /* limits */
 enum {
     RESTY_NATS_MAX_CONTROL_LINE = 4096,      /* bytes, CRLF included */
@@ -97,7 +107,8 @@ typedef struct resty_nats_header_s {
  */
 typedef struct resty_nats_event_s {
     int                         type;       /* RESTY_NATS_EV_* */
-    int                         status;     /* HMSG: NATS/1.0 status, or 0 */
+    int                         status;     /* HMSG: NATS/1.0 status, 0,
+                                               or ..._INVALID_HEADERS */
     uint64_t                    sid;        /* numeric sid, or UINT64_MAX */
     resty_nats_str_t            subject;
     resty_nats_str_t            sid_str;
@@ -343,6 +354,7 @@ local EV_PING = 4
 local EV_PONG = 5
 local EV_OK = 6
 local EV_ERR = 7
+local STATUS_INVALID_HEADERS = -1   -- RESTY_NATS_STATUS_INVALID_HEADERS
 
 local READ_SIZE = 65536
 local ERRBUF_SIZE = 256
@@ -731,11 +743,19 @@ local function build_msg(ev, sid)
         payload = ffi_string(ev.payload.data, ev.payload.len),
     }
     if ev.type == EV_HMSG then
-        msg.headers = build_headers(ev)
-        if ev.status ~= 0 then
-            msg.status = ev.status
-            msg.description = ffi_string(ev.description.data,
-                                         ev.description.len)
+        local status = ev.status
+        if status == STATUS_INVALID_HEADERS then
+            -- a publisher sent a header block that is not valid: the
+            -- message keeps its payload, loses its headers
+            msg.header_error = ffi_string(ev.description.data,
+                                          ev.description.len)
+        else
+            msg.headers = build_headers(ev)
+            if status ~= 0 then
+                msg.status = status
+                msg.description = ffi_string(ev.description.data,
+                                             ev.description.len)
+            end
         end
     end
     return msg
