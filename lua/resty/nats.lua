@@ -357,6 +357,8 @@ local EV_ERR = 7
 local STATUS_INVALID_HEADERS = -1   -- RESTY_NATS_STATUS_INVALID_HEADERS
 
 local READ_SIZE = 65536
+-- lua_socket_read_timeout's default, for deadlines when no timeout is set
+local DEFAULT_TIMEOUT = 60000
 local ERRBUF_SIZE = 256
 local FRAME_SIZE = 4096
 local INBOX_TOKEN_LEN = 22
@@ -664,24 +666,32 @@ local function read_event(self, deadline)
 
         local sock = self._sock
         local to = deadline and self._timeouts
+        local restore = false
         if deadline then
             ngx_update_time()
             local left = deadline - ngx_now() * 1000
             if left <= 0 then
                 return nil, "timeout"
             end
-            if to and left >= to[3] then
-                to = nil
-            elseif to then
-                sock:settimeouts(to[1], to[2], left)
+            if to then
+                if left < to[3] then
+                    sock:settimeouts(to[1], to[2], left)
+                    restore = true
+                end
             else
                 sock:settimeout(left)
+                restore = true
             end
         end
 
         local data, err = sock:receiveany(READ_SIZE)
-        if to then
-            sock:settimeouts(to[1], to[2], to[3])
+        if restore then
+            if to then
+                sock:settimeouts(to[1], to[2], to[3])
+            else
+                -- 0: back to lua_socket_*_timeout
+                sock:settimeout(0)
+            end
         end
         if not data then
             -- a read timeout leaves the connection usable
@@ -1183,7 +1193,10 @@ end
 
 
 local function handshake(self, srv, opts)
-    local ev, err = next_event(self)
+    -- the read timeout bounds the whole exchange, not each read: a server
+    -- dribbling its INFO a byte at a time cannot hold connect() longer
+    local deadline = now_ms() + (read_timeout(self) or DEFAULT_TIMEOUT)
+    local ev, err = next_event(self, deadline)
     if not ev then
         return nil, err
     end
@@ -1193,7 +1206,7 @@ local function handshake(self, srv, opts)
         if serr then
             return nil, serr
         end
-        ev, err = next_event(self)
+        ev, err = next_event(self, deadline)
         if not ev then
             return nil, err
         end
@@ -1305,7 +1318,7 @@ local function handshake(self, srv, opts)
     end
 
     while true do
-        ev, err = next_event(self)
+        ev, err = next_event(self, deadline)
         if not ev then
             return nil, err
         end
