@@ -8,6 +8,7 @@ local ffi = require "ffi"
 
 local ffi_new = ffi.new
 local ffi_string = ffi.string
+local ffi_copy = ffi.copy
 local ffi_gc = ffi.gc
 local tcp = ngx.socket.tcp
 local ngx_log = ngx.log
@@ -31,15 +32,6 @@ local str_byte = string.byte
 local tab_sort = table.sort
 local tab_concat = table.concat
 local math_random = math.random
-
-local ok_clear, tab_clear = pcall(require, "table.clear")
-if not ok_clear then
-    tab_clear = function(t)
-        for k in pairs(t) do
-            t[k] = nil
-        end
-    end
-end
 
 
 local _M = { _VERSION = "0.2.0" }
@@ -409,9 +401,9 @@ function _M.new(self)
         _fbuf = ffi_new("char[?]", FRAME_SIZE),
         _fsize = FRAME_SIZE,
         _ev = ffi_new("resty_nats_event_t"),
-        _wbuf = {},
-        _wn = 0,
-        _wlen = 0,
+        _obuf = nil,    -- the write buffer (char[_ocap]), see set_write_buffer
+        _ocap = 0,
+        _olen = 0,      -- bytes waiting in _obuf
         _wmax = 0,
     }, mt)
     self._errlen = self._sizes + 1
@@ -511,14 +503,13 @@ end
 
 -- sends what publish() buffered, if anything
 local function write_flush(self)
-    if self._wn == 0 then
+    local olen = self._olen
+    if olen == 0 then
         return true
     end
-    local wbuf = self._wbuf
-    local _, err = self._sock:send(wbuf)
-    tab_clear(wbuf)
-    self._wn = 0
-    self._wlen = 0
+    self._olen = 0
+    self._unacked = true
+    local _, err = self._sock:send(ffi_string(self._obuf, olen))
     if err then
         return fail(self, err)
     end
@@ -526,24 +517,47 @@ local function write_flush(self)
 end
 
 
+-- appends s to the write buffer if it fits; returns true if it did
+local function buffer_str(self, s)
+    local olen = self._olen
+    local len = #s
+    if olen + len > self._ocap then
+        return false
+    end
+    ffi_copy(self._obuf + olen, s, len)
+    self._olen = olen + len
+    return true
+end
+
+
 -- sends data (a string or a list of strings) after whatever publish()
--- buffered, in one send; a failure closes the connection
+-- buffered, in one send when it fits; a failure closes the connection
 local function send(self, data)
-    local n = self._wn
-    if n > 0 then
-        local wbuf = self._wbuf
+    if self._olen > 0 then
         if type(data) == "table" then
+            local olen = self._olen
+            local fits = true
             for i = 1, #data do
-                wbuf[n + i] = data[i]
+                if not buffer_str(self, data[i]) then
+                    self._olen = olen
+                    fits = false
+                    break
+                end
             end
-            self._wn = n + #data
-        else
-            wbuf[n + 1] = data
-            self._wn = n + 1
+            if fits then
+                return write_flush(self)
+            end
+        elseif buffer_str(self, data) then
+            return write_flush(self)
         end
-        return write_flush(self)
+
+        local ok, err = write_flush(self)
+        if not ok then
+            return nil, err
+        end
     end
 
+    self._unacked = true
     local _, err = self._sock:send(data)
     if err then
         return fail(self, err)
@@ -559,9 +573,21 @@ function _M.set_write_buffer(self, size)
         error("bad argument #1 to 'set_write_buffer' (a size >= 0 "
               .. "expected)", 2)
     end
+    local ok, err = true, nil
+    if self._connected and self._olen > 0 then
+        ok, err = write_flush(self)
+    end
     self._wmax = size
-    if size == 0 and self._connected then
-        return write_flush(self)
+    -- room for a full buffer plus the largest control line, so that a
+    -- message that crosses the mark is framed in place before the flush
+    local cap = size > 0 and size + FRAME_SIZE + 2 or 0
+    if cap ~= self._ocap then
+        self._obuf = cap > 0 and ffi_new("char[?]", cap) or nil
+        self._ocap = cap
+        self._olen = 0
+    end
+    if not ok then
+        return false, err
     end
     return true
 end
@@ -657,7 +683,7 @@ local function read_event(self, deadline)
             return nil, err, true
         end
 
-        if self._wn > 0 then
+        if self._olen > 0 then
             local ok, err = write_flush(self)
             if not ok then
                 return nil, err, true
@@ -783,8 +809,13 @@ local function handle_control(self, ev)
         end
 
     elseif t == EV_PONG then
-        -- PONGs answer our PINGs in order
-        self._pongs = self._pongs + 1
+        -- PONGs answer our PINGs in order; the server has taken in
+        -- everything sent before the last one
+        local pongs = self._pongs + 1
+        self._pongs = pongs
+        if pongs >= self._pings and self._olen == 0 then
+            self._unacked = false
+        end
 
     elseif t == EV_INFO then
         local ok, err = apply_info(self, ev)
@@ -1416,11 +1447,10 @@ local function connect_one(self, srv, opts)
     self._subtab = ffi_gc(tp[0], C.resty_nats_subs_free)
     self._subs = {}
     self._nsubs = 0
-    tab_clear(self._wbuf)
-    self._wn = 0
-    self._wlen = 0
+    self._olen = 0
     self._pings = 0
     self._pongs = 0
+    self._unacked = false
     self._delivered = 0
     self._resp = {}
     self._nresp = 0
@@ -1633,24 +1663,59 @@ function _M.publish(self, subject, payload, opts)
         return false, "reply_to is not a string"
     end
 
+    local wmax = self._wmax
+    if wmax > 0 and headers == nil then
+        -- buffered: framed in place, out when the buffer passes wmax,
+        -- before any read, at flush, close or set_keepalive
+        local plen = #payload
+        local olen = self._olen
+        local ocap = self._ocap
+        if olen + plen + FRAME_SIZE + 2 > ocap and olen > 0 then
+            local ok, err = write_flush(self)
+            if not ok then
+                return false, err
+            end
+            olen = 0
+        end
+        if plen + FRAME_SIZE + 2 <= ocap then
+            local sizes = self._sizes
+            sizes[1] = ERRBUF_SIZE
+            local obuf = self._obuf
+            local rc = C.resty_nats_frame_pub(obuf + olen, ocap - olen, sizes,
+                                              subject, #subject, reply,
+                                              reply and #reply or 0, plen,
+                                              self._max_payload,
+                                              self._errbuf, self._errlen)
+            if rc ~= OK then
+                -- the room covers any control line: a refusal
+                return false, last_error(self)
+            end
+            olen = olen + tonumber(sizes[0])
+            ffi_copy(obuf + olen, payload, plen)
+            olen = olen + plen
+            obuf[olen] = 13
+            obuf[olen + 1] = 10
+            olen = olen + 2
+            self._olen = olen
+            if olen >= wmax then
+                return write_flush(self)
+            end
+            return true
+        end
+        -- larger than the buffer: sent on its own below
+    end
+
     local line, err = message_frames(self, subject, payload, reply, headers)
     if not line then
         return false, err
     end
 
-    local wmax = self._wmax
-    if wmax > 0 then
-        -- buffered: out when full, before any read, at flush, close or
-        -- set_keepalive
-        local wbuf = self._wbuf
-        local n = self._wn
-        wbuf[n + 1] = line
-        wbuf[n + 2] = payload
-        wbuf[n + 3] = CRLF
-        self._wn = n + 3
-        local wlen = self._wlen + #line + #payload + 2
-        self._wlen = wlen
-        if wlen >= wmax then
+    if wmax > 0 and self._olen + #line + #payload + 2 <= self._ocap then
+        -- buffered, with headers
+        buffer_str(self, line)
+        buffer_str(self, payload)
+        buffer_str(self, CRLF)
+        if self._olen >= wmax then
             return write_flush(self)
         end
         return true
@@ -2209,6 +2274,33 @@ function _M.get_reused_times(self)
 end
 
 
+-- Before a close: sends what is buffered and a PING, then reads up to
+-- its PONG (answering PINGs, dropping messages), within the read timeout.
+-- Closing a socket with unread input makes the kernel reset the
+-- connection and drop what it has not sent yet: after a long burst of
+-- publishes, the tail of the burst. Errors end it quietly: close()
+-- closes anyway.
+local function settle(self)
+    local ok = send(self, PING)
+    if not ok then
+        return
+    end
+    local mine = self._pings + 1
+    self._pings = mine
+    local deadline = now_ms() + (read_timeout(self) or DEFAULT_TIMEOUT)
+    while self._connected and self._pongs < mine do
+        local ev = next_event(self, deadline)
+        if not ev then
+            return
+        end
+        local t = ev.type
+        if t ~= EV_MSG and t ~= EV_HMSG then
+            handle_control(self, ev)
+        end
+    end
+end
+
+
 function _M.close(self)
     local sock = self._sock
     if not sock then
@@ -2216,9 +2308,13 @@ function _M.close(self)
     end
 
     local was = self._connected
-    if was and self._wn > 0 then
-        -- what publish() buffered still goes out
+    if was and self._reading then
+        -- another light thread is reading: no round trip from here
         write_flush(self)
+    elseif was and (self._olen > 0 or self._unacked) then
+        -- what publish() buffered still goes out, and the server confirms
+        -- it took everything in (see settle)
+        settle(self)
     end
     self._connected = false
     if was then
