@@ -44,6 +44,35 @@ sub_table::add(std::string_view subject, std::string_view queue,
 }
 
 
+errc
+sub_table::restore(std::string_view subject, std::uint64_t sid,
+    std::uint64_t next_sid, error_detail *err)
+{
+    errc  rc;
+
+    rc = validate_subject(subject, subject_kind::subscribe, err);
+    if (rc != errc::ok) {
+        return rc;
+    }
+
+    if (sid == 0 || sid >= next_sid || subs_.count(sid) != 0) {
+        return set_error(err, errc::unknown_sid,
+                         "sid cannot be restored (zero, not below the next "
+                         "sid, or taken)");
+    }
+
+    subscription  s;
+
+    s.subject.assign(subject.data(), subject.size());
+    subs_.emplace(sid, std::move(s));
+
+    if (next_sid > next_sid_) {
+        next_sid_ = next_sid;
+    }
+    return errc::ok;
+}
+
+
 sub_table::result
 sub_table::set_max(std::uint64_t sid, std::uint64_t max)
 {

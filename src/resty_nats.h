@@ -262,6 +262,19 @@ int resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
     size_t subject_len, const char *queue, size_t queue_len,
     uint64_t *sid, char *err, size_t *errlen);
 /*
+ * For a connection taken from the pool: registers its live subscription
+ * subject under the sid it already has there, and makes the sids the
+ * table allocates from then on start at next_sid at least (the value
+ * resty_nats_subs_next_sid() gave before pooling), so that no sid is used
+ * twice on one connection. Refused (RESTY_NATS_ERROR): an invalid
+ * subject; sid 0, not below next_sid, or already in the table.
+ */
+int resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
+    size_t subject_len, uint64_t sid, uint64_t next_sid, char *err,
+    size_t *errlen);
+/* the sid that the next resty_nats_subs_add() allocates (0 if t is NULL) */
+uint64_t resty_nats_subs_next_sid(const resty_nats_subs_t *t);
+/*
  * The subscription ends after max deliveries in all, counted from its SUB
  * (as the server counts "UNSUB <sid> <max>"); max 0: no limit.
  * RESTY_NATS_OK; RESTY_NATS_DONE when max deliveries were already counted

@@ -497,6 +497,32 @@ resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
 
 
 RESTY_NATS_EXPORT int
+resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
+    size_t subject_len, uint64_t sid, uint64_t next_sid, char *err,
+    size_t *errlen)
+{
+    if (t == nullptr || bad_bytes(subject, subject_len)) {
+        return null_pointer(err, errlen);
+    }
+
+    return guarded(err, errlen, [&]() -> int {
+        error_detail  e;
+        errc          rc;
+
+        rc = t->impl.restore(view(subject, subject_len), sid, next_sid, &e);
+        return framer_result(rc, e, err, errlen);
+    });
+}
+
+
+RESTY_NATS_EXPORT uint64_t
+resty_nats_subs_next_sid(const resty_nats_subs_t *t)
+{
+    return t == nullptr ? 0 : t->impl.next_sid();
+}
+
+
+RESTY_NATS_EXPORT int
 resty_nats_subs_set_max(resty_nats_subs_t *t, uint64_t sid, uint64_t max)
 {
     if (t == nullptr) {

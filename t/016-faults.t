@@ -158,10 +158,10 @@ exited on signal
                 if not ok then return "connect: " .. err end
                 local reused = n:get_reused_times()
                 local got
-                assert(n:subscribe("f.pool." .. tag, function(m) got = m.payload end))
+                local sid = assert(n:subscribe("f.pool." .. tag, function(m) got = m.payload end))
                 ok, err = n:publish("f.pool." .. tag, tag)
                 if ok then ok, err = n:wait(1) end
-                n:unsubscribe(1)
+                n:unsubscribe(sid)
                 local pooled = n:set_keepalive()
                 return string.format("reused %d, got %s, err %s, pooled %s",
                                      reused, tostring(got), tostring(err), tostring(pooled))

@@ -267,6 +267,19 @@ int resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
     size_t subject_len, const char *queue, size_t queue_len,
     uint64_t *sid, char *err, size_t *errlen);
 /*
+ * For a connection taken from the pool: registers its live subscription
+ * subject under the sid it already has there, and makes the sids the
+ * table allocates from then on start at next_sid at least (the value
+ * resty_nats_subs_next_sid() gave before pooling), so that no sid is used
+ * twice on one connection. Refused (RESTY_NATS_ERROR): an invalid
+ * subject; sid 0, not below next_sid, or already in the table.
+ */
+int resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
+    size_t subject_len, uint64_t sid, uint64_t next_sid, char *err,
+    size_t *errlen);
+/* the sid that the next resty_nats_subs_add() allocates (0 if t is NULL) */
+uint64_t resty_nats_subs_next_sid(const resty_nats_subs_t *t);
+/*
  * The subscription ends after max deliveries in all, counted from its SUB
  * (as the server counts "UNSUB <sid> <max>"); max 0: no limit.
  * RESTY_NATS_OK; RESTY_NATS_DONE when max deliveries were already counted
@@ -354,6 +367,8 @@ local DEFAULT_TIMEOUT = 60000
 local ERRBUF_SIZE = 256
 local FRAME_SIZE = 4096
 local INBOX_TOKEN_LEN = 22
+local REPLY_TOKEN_LEN = 12              -- [A-Za-z0-9]: 71 bits
+local DEFAULT_POOL_SIZE = 30            -- lua_socket_pool_size's default
 local DEFAULT_MAX_PAYLOAD = 1048576
 local DEFAULT_REQUEST_TIMEOUT = 5000    -- ms, without a read timeout
 local DEFAULT_PORT = 4222
@@ -364,11 +379,23 @@ local PONG = "PONG\r\n"
 local CRLF = "\r\n"
 
 
--- Per-worker caches of server facts, never of request state:
--- the INFO of each pool (a connection taken from the pool gets no INFO
--- again), cluster members learnt from INFO connect_urls per seed list,
--- and servers that failed recently (tried last for a few seconds).
-local server_info_by_pool = {}
+-- Per-worker caches of server facts, never of request state: cluster
+-- members learnt from INFO connect_urls per seed list, and servers that
+-- failed recently (tried last for a few seconds).
+
+-- Pool slots, per worker and per pool name. A pooled connection keeps its
+-- request inbox subscription, so that the next checkout's request is one
+-- PUB (no SUB, no UNSUB, no change to the server's subscription index).
+-- What the next user needs to know of it (inbox, sids used, server info)
+-- must then follow the connection into the pool; a cosocket carries
+-- nothing of ours, so every connection is pooled under a pool name of its
+-- own, "<name>#<k>", holding one connection at most, and slot k remembers
+-- its state. A checkout takes a free slot (the most recently released
+-- first) and, through the cosocket pool of that name, the connection
+-- pooled there if it still lives; a fresh connection in the slot starts a
+-- fresh state. Slots are returned at set_keepalive and close, and by a
+-- finalizer if an object is dropped without either.
+local slots_by_pool = {}
 local learned_urls = {}
 local down_until = {}
 
@@ -490,11 +517,53 @@ end
 
 
 -- closes the connection after a failure that leaves it unusable
+local function slot_release(self)
+    local reg = self._slot_reg
+    if reg then
+        self._slot_reg = nil
+        local nfree = reg.nfree + 1
+        reg.free[nfree] = self._slot
+        reg.nfree = nfree
+        self._slot_guard = ffi_gc(self._slot_guard, nil)
+    end
+end
+
+
+local function slot_take(self, base)
+    local reg = slots_by_pool[base]
+    if not reg then
+        reg = { free = {}, nfree = 0, n = 0, state = {} }
+        slots_by_pool[base] = reg
+    end
+    local k
+    local nfree = reg.nfree
+    if nfree > 0 then
+        k = reg.free[nfree]
+        reg.free[nfree] = nil
+        reg.nfree = nfree - 1
+    else
+        k = reg.n + 1
+        reg.n = k
+    end
+    self._slot_reg = reg
+    self._slot = k
+    -- dropped without set_keepalive or close: the slot comes back anyway
+    local guard = ffi_new("char[1]")
+    self._slot_guard = ffi_gc(guard, function()
+        local n = reg.nfree + 1
+        reg.free[n] = k
+        reg.nfree = n
+    end)
+    return base .. "#" .. k, reg, k
+end
+
+
 local function fail(self, err)
     local sock = self._sock
     if sock and self._connected then
         sock:close()
     end
+    slot_release(self)
     self._connected = false
     fail_waiters(self, err)
     return false, err
@@ -652,10 +721,6 @@ local function apply_info(self, ev)
     end
 
     self._info = si
-    if self._pool then
-        -- what a connection taken from the pool will assume
-        server_info_by_pool[self._pool] = si
-    end
     self._max_payload = max_payload
     C.resty_nats_parser_set_max_payload(self._parser, max_payload)
     return si
@@ -1409,8 +1474,11 @@ end
 
 local function connect_one(self, srv, opts)
     local sock = self._sock
-    local pool = pool_name(srv, opts)
-    local copts = { pool = pool, pool_size = opts and opts.pool_size }
+    slot_release(self)
+    local base = pool_name(srv, opts)
+    local pool, reg, slot = slot_take(self, base)
+    local copts = { pool = pool }
+    self._pool_cap = opts and opts.pool_size
 
     if opts then
         local ct, st, rt = opts.connect_timeout, opts.send_timeout,
@@ -1428,6 +1496,7 @@ local function connect_one(self, srv, opts)
         ok, err = sock:connect(srv.host, srv.port, copts)
     end
     if not ok then
+        slot_release(self)
         return nil, err
     end
 
@@ -1462,22 +1531,48 @@ local function connect_one(self, srv, opts)
     self._server = srv
 
     local reused = sock:getreusedtimes()
+    local st = reg.state[slot]
+    reg.state[slot] = nil
     if reused and reused > 0 then
-        local si = server_info_by_pool[pool]
-        if si then
+        if st then
+            local si = st.info
             self._info = si
             self._max_payload = si.max_payload
             C.resty_nats_parser_set_max_payload(self._parser, si.max_payload)
+            if st.inbox_sid then
+                reset_errlen(self)
+                if C.resty_nats_subs_restore(self._subtab, st.inbox_subject,
+                                             #st.inbox_subject, st.inbox_sid,
+                                             st.next_sid, self._errbuf,
+                                             self._errlen) ~= OK
+                then
+                    sock:close()
+                    slot_release(self)
+                    return nil, "pooled inbox: " .. last_error(self)
+                end
+                self._subs[st.inbox_sid] = { sid = tostring(st.inbox_sid),
+                                             subject = st.inbox_subject }
+                self._nsubs = 1
+                self._inbox_sid = st.inbox_sid
+                self._inbox_prefix = st.inbox_prefix
+            elseif st.next_sid > 1 then
+                -- no inbox, but sids were used: never hand them out again
+                C.resty_nats_subs_restore(self._subtab, "_", 1, 1, st.next_sid,
+                                          self._errbuf, self._errlen)
+                C.resty_nats_subs_remove(self._subtab, 1)
+            end
             return true
         end
         -- a pooled connection this module knows nothing about: unusable
         sock:close()
+        slot_release(self)
         return nil, "pooled connection without server info"
     end
 
     ok, err = handshake(self, srv, opts)
     if not ok then
         sock:close()
+        slot_release(self)
         return nil, err
     end
 
@@ -1879,7 +1974,6 @@ local function inbox_frames(self)
     end
     self._inbox_sid = nsid
     self._inbox_prefix = prefix
-    self._next_token = 0
     return frames
 end
 
@@ -1896,9 +1990,13 @@ local function send_request(self, subject, payload, headers, entry)
     end
     frames = frames or {}
 
-    local token = self._next_token + 1
-    self._next_token = token
-    token = tostring(token)
+    -- unpredictable: the inbox outlives a checkout, and a responder of an
+    -- earlier user must not be able to answer a later user's request
+    local buf = self._fbuf
+    if C.resty_nats_random_token(buf, REPLY_TOKEN_LEN) ~= OK then
+        return nil, "no randomness for the reply token"
+    end
+    local token = ffi_string(buf, REPLY_TOKEN_LEN)
     local reply = self._inbox_prefix .. token
 
     local line
@@ -2172,7 +2270,7 @@ local function drain_idle(self)
 end
 
 
-function _M.set_keepalive(self, ...)
+function _M.set_keepalive(self, timeout, size)
     local sock = self._sock
     if not sock then
         return nil, "not initialized"
@@ -2197,22 +2295,17 @@ function _M.set_keepalive(self, ...)
         return nil, "server in lame duck mode"
     end
 
-    if inbox_only then
-        -- a pooled connection carries no subscription: the next user
-        -- gets its own inbox
-        local line, err = frame_call(self, C.resty_nats_frame_unsub,
-                                     self._inbox_sid, 0, self._errbuf,
-                                     self._errlen)
-        if line then
-            local _
-            _, err = send(self, line)
-        end
-        if err then
-            self:close()
-            return nil, err
-        end
-        drop_sub(self, self._inbox_sid)
-        self._inbox_sid = nil
+    -- the inbox stays subscribed: the slot hands it to the next checkout
+    -- (its replies are routed by unpredictable tokens, and a late reply
+    -- reaching the idle pooled connection gets it closed, not answered)
+
+    local reg, slot = self._slot_reg, self._slot
+    local cap = size or self._pool_cap or DEFAULT_POOL_SIZE
+    if not reg or slot > cap then
+        -- more connections idle than the pool holds: as a full cosocket
+        -- pool does with its oldest one, close it
+        self:close()
+        return 1
     end
 
     local ok, err = write_flush(self)
@@ -2229,7 +2322,8 @@ function _M.set_keepalive(self, ...)
     -- byte (see README: set_keepalive)
     local keepalive = sock.setkeepalive_nats or sock.setkeepalive
 
-    ok, err = keepalive(sock, ...)
+    -- one connection per slot pool (see slots_by_pool)
+    ok, err = keepalive(sock, timeout, 1)
     if not ok and err == "connection in dubious state" then
         -- bytes arrived after the last read (a server PING, say): take
         -- them in, answer them and try once more
@@ -2245,7 +2339,7 @@ function _M.set_keepalive(self, ...)
             end
             ok, err = drain_idle(self)
             if ok then
-                ok, err = keepalive(sock, ...)
+                ok, err = keepalive(sock, timeout, 1)
             end
         end
         if not ok then
@@ -2253,6 +2347,18 @@ function _M.set_keepalive(self, ...)
             return nil, err or "unread data"
         end
     end
+
+    if ok then
+        local inbox_sid = self._inbox_sid
+        reg.state[slot] = {
+            info = self._info,
+            inbox_sid = inbox_sid,
+            inbox_subject = inbox_sid and self._subs[inbox_sid].subject,
+            inbox_prefix = self._inbox_prefix,
+            next_sid = tonumber(C.resty_nats_subs_next_sid(self._subtab)),
+        }
+    end
+    slot_release(self)
 
     self._connected = false
     self._parser = nil
@@ -2322,6 +2428,7 @@ function _M.close(self)
     end
     self._parser = nil
     self._subtab = nil
+    slot_release(self)
     return sock:close()
 end
 

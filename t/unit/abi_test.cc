@@ -326,7 +326,18 @@ TEST(Abi, NullArguments)
     EXPECT_EQ(resty_nats_subs_count(nullptr), 0u);
     EXPECT_EQ(resty_nats_subs_get(nullptr, 1, nullptr, nullptr),
               RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_restore(nullptr, "a.*", 3, 1, 2, nullptr,
+                                      nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_restore(sp.t, nullptr, 3, 1, 2, nullptr,
+                                      nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_restore(sp.t, "a.*", 3, 0, 2, nullptr,
+                                      nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_subs_next_sid(nullptr), 0u);
     EXPECT_EQ(resty_nats_subs_count(sp.t), 0u);
+    EXPECT_EQ(resty_nats_subs_next_sid(sp.t), 1u);
 }
 
 

@@ -42,6 +42,55 @@ TEST(SubTable, SidsStartAtOneAndAreNeverReused)
 }
 
 
+/*
+ * A pooled connection's inbox: the next user's table takes it over under
+ * its sid, and allocates above every sid the connection used before.
+ */
+TEST(SubTable, RestoreKeepsSidsUniqueOnTheConnection)
+{
+    sub_table      before, after;
+    error_detail   err;
+    std::uint64_t  user = add(before, "user.sub");
+    std::uint64_t  inbox = add(before, "_INBOX.abc.*");
+
+    EXPECT_TRUE(before.remove(user));
+    EXPECT_EQ(add(before, "late"), 3u);
+    EXPECT_TRUE(before.remove(3));
+    ASSERT_EQ(before.next_sid(), 4u);
+
+    ASSERT_EQ(after.restore("_INBOX.abc.*", inbox, before.next_sid(), &err),
+              errc::ok) << err.text();
+    ASSERT_NE(after.find(inbox), nullptr);
+    EXPECT_EQ(after.find(inbox)->subject, "_INBOX.abc.*");
+    EXPECT_EQ(after.size(), 1u);
+    EXPECT_EQ(after.deliver(inbox), result::ok);
+    EXPECT_EQ(add(after, "new"), 4u);   /* not 1, 2 or 3 */
+    EXPECT_EQ(after.next_sid(), 5u);
+}
+
+
+TEST(SubTable, RestoreRefuses)
+{
+    sub_table     t;
+    error_detail  err;
+
+    EXPECT_EQ(t.restore("a.*", 0, 5, &err), errc::unknown_sid);
+    EXPECT_EQ(t.restore("a.*", 5, 5, &err), errc::unknown_sid);
+    EXPECT_EQ(t.restore("a.*", 6, 5, &err), errc::unknown_sid);
+    EXPECT_EQ(t.restore("bad subject", 1, 5, &err), errc::invalid_subject);
+    EXPECT_EQ(t.restore("", 1, 5, &err), errc::invalid_subject);
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.next_sid(), 1u);        /* nothing changed by a refusal */
+
+    ASSERT_EQ(t.restore("a.*", 2, 5, &err), errc::ok);
+    EXPECT_EQ(t.restore("b.*", 2, 5, &err), errc::unknown_sid);  /* taken */
+    EXPECT_EQ(t.next_sid(), 5u);
+    /* a lower next_sid never moves the counter back */
+    ASSERT_EQ(t.restore("c.*", 1, 2, &err), errc::ok);
+    EXPECT_EQ(t.next_sid(), 5u);
+}
+
+
 TEST(SubTable, StoresSubjectAndQueue)
 {
     sub_table      t;
