@@ -79,19 +79,13 @@ want() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 started=$(date +%s)
 
 # build ---------------------------------------------------------------------
-bash scripts/deps.sh
-echo "building in $BUILD_DIR ..."
-mkdir -p "$BUILD_DIR"
-BLOG="$BUILD_DIR/bench-build.log"
-cmake -S . -B "$BUILD_DIR" -DRESTY_NATS_BUILD_BENCH=ON > "$BLOG" 2>&1 \
-    || { tail -n 30 "$BLOG" >&2; exit 1; }
+. "$REPO/bench/common.sh"
 targets=(nats_bench core_bench)
 if want publish || want receive || want gateway || want sync \
         || want original || want rss; then
     targets+=(nginx_module)
 fi
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]}" \
-    >> "$BLOG" 2>&1 || { tail -n 30 "$BLOG" >&2; exit 1; }
+bench_build "$BUILD_DIR" "$BUILD_DIR/bench-build.log" "${targets[@]}"
 
 NB="$BUILD_DIR/bench/nats_bench"
 CB="$BUILD_DIR/bench/core_bench"
@@ -106,18 +100,6 @@ if [ -n "$JIT_LOG" ]; then
 fi
 
 # processes -----------------------------------------------------------------
-free_port() {
-    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
-}
-wait_port() {  # up to 10 s
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "run.sh: nothing listens on port $1" >&2
-    return 1
-}
 
 pids=()
 nginx_pid=

@@ -58,14 +58,8 @@ esac
     || { echo "soak.sh: no $LUA_DIR/resty/nats.lua" >&2; exit 2; }
 
 # build (as bench/run.sh) ---------------------------------------------------
-bash scripts/deps.sh
-echo "building in $BUILD_DIR ..."
-mkdir -p "$BUILD_DIR"
-BLOG="$BUILD_DIR/soak-build.log"
-cmake -S . -B "$BUILD_DIR" -DRESTY_NATS_BUILD_BENCH=ON > "$BLOG" 2>&1 \
-    || { tail -n 30 "$BLOG" >&2; exit 1; }
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target nats_bench nginx_module \
-    >> "$BLOG" 2>&1 || { tail -n 30 "$BLOG" >&2; exit 1; }
+. "$REPO/bench/common.sh"
+bench_build "$BUILD_DIR" "$BUILD_DIR/soak-build.log" nats_bench nginx_module
 
 NB="$BUILD_DIR/bench/nats_bench"
 B="$BUILD_DIR/soak-run"
@@ -82,19 +76,6 @@ else
 fi
 
 # processes -----------------------------------------------------------------
-free_port() {
-    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
-}
-wait_port() {  # up to 10 s
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "soak.sh: nothing listens on port $1" >&2
-    return 1
-}
-
 pids=()
 nginx_pid=
 wrk_pid=
