@@ -1,5 +1,6 @@
 # vim:set ft= ts=4 sw=4 et:
-# The hot paths compile: a publish loop and the receive loop of wait()
+# The hot paths compile: a publish loop, the receive loop of wait() and
+# the pooled request path (connect, synchronous request, set_keepalive)
 # hit nothing LuaJIT cannot compile (NYI) in lua/resty/nats.lua (jit.v).
 # Other aborts ("leaving loop in root trace") are transient recorder
 # choices, retried by LuaJIT: not counted.
@@ -64,6 +65,56 @@ GET /t
 --- response_body
 received: true
 traces in nats.lua: true
+NYI aborts in nats.lua: 0
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: the pooled request path (connect from the pool, synchronous request, set_keepalive) compiles
+--- http_config
+    lua_package_path "$TEST_NGINX_REPO/lua/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/luajit-2.1.0-beta3/?.lua;;";
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local opts = { name = "jit" .. math.random(1e6) }
+            local function one(i)
+                local n = assert(nats:new())
+                assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT, opts))
+                local m = assert(n:request("interop.echo", "x"))
+                assert(n:set_keepalive(10000, 4))
+                return m.payload == "x"
+            end
+            assert(one())   -- the first one subscribes the inbox
+            local v = require "jit.v"
+            local log = os.tmpname()
+            v.on(log)
+            local ok = 0
+            for i = 1, 2000 do
+                if one() then ok = ok + 1 end
+            end
+            v.off()
+            local f = assert(io.open(log))
+            local text = f:read("*a")
+            f:close()
+            os.remove(log)
+            local aborts = {}
+            for line in text:gmatch("[^\n]+") do
+                if line:find("nats.lua", 1, true) and line:match("^%[TRACE %-%-%-")
+                   and line:find("NYI", 1, true) then
+                    aborts[#aborts + 1] = line
+                end
+            end
+            ngx.say("replies: ", ok)
+            ngx.say("NYI aborts in nats.lua: ", #aborts)
+            for _, a in ipairs(aborts) do ngx.say(a) end
+        }
+    }
+--- request
+GET /t
+--- response_body
+replies: 2000
 NYI aborts in nats.lua: 0
 --- no_error_log
 [error]

@@ -396,6 +396,7 @@ local CRLF = "\r\n"
 -- fresh state. Slots are returned at set_keepalive and close, and by a
 -- finalizer if an object is dropped without either.
 local slots_by_pool = {}
+local slot_regs = {}    -- the same, by number (for the finalizers)
 local learned_urls = {}
 local down_until = {}
 
@@ -529,11 +530,21 @@ local function slot_release(self)
 end
 
 
+local function slot_guard_gc(guard)
+    local reg = slot_regs[guard[0]]
+    local n = reg.nfree + 1
+    reg.free[n] = guard[1]
+    reg.nfree = n
+end
+
+
 local function slot_take(self, base)
     local reg = slots_by_pool[base]
     if not reg then
-        reg = { free = {}, nfree = 0, n = 0, state = {} }
+        local id = #slot_regs + 1
+        reg = { free = {}, nfree = 0, n = 0, state = {}, id = id }
         slots_by_pool[base] = reg
+        slot_regs[id] = reg
     end
     local k
     local nfree = reg.nfree
@@ -548,12 +559,10 @@ local function slot_take(self, base)
     self._slot_reg = reg
     self._slot = k
     -- dropped without set_keepalive or close: the slot comes back anyway
-    local guard = ffi_new("char[1]")
-    self._slot_guard = ffi_gc(guard, function()
-        local n = reg.nfree + 1
-        reg.free[n] = k
-        reg.nfree = n
-    end)
+    local guard = ffi_new("int32_t[2]")
+    guard[0] = reg.id
+    guard[1] = k
+    self._slot_guard = ffi_gc(guard, slot_guard_gc)
     return base .. "#" .. k, reg, k
 end
 
@@ -952,16 +961,35 @@ local function deliver_reply(self, ev, nsid, sub)
 end
 
 
--- The reader: reads and dispatches until stop() is true, the deadline
+-- stop conditions of the reader, stop(self, arg): plain functions, since a
+-- closure per call is something LuaJIT does not compile (FNEW)
+local function stop_entry_done(_, entry)
+    return entry.done
+end
+
+local function stop_delivered(self, target)
+    return self._delivered >= target
+end
+
+local function stop_never()
+    return false
+end
+
+local function stop_pongs(self, mine)
+    return self._pongs >= mine
+end
+
+
+-- The reader: reads and dispatches until stop(self, arg) is true, the deadline
 -- passes (rt: the deadline moves on by rt ms with every message counted
 -- for wait), or an error. Returns true, or false, err. With keep_going, a
 -- non-fatal -ERR does not stop it: the first one is returned at the end.
-local function run(self, deadline, rt, stop, keep_going)
+local function run(self, deadline, rt, stop, keep_going, arg)
     local subs = self._subs
     local subtab = self._subtab
     local soft_err
 
-    while not stop() do
+    while not stop(self, arg) do
         local ev, err, fatal = next_event(self, deadline)
         if not ev then
             if fatal then
@@ -1038,13 +1066,13 @@ end
 
 
 -- runs the reader when no other light thread is reading this object
-local function read_until(self, deadline, rt, stop, keep_going)
+local function read_until(self, deadline, rt, stop, keep_going, arg)
     if self._reading then
         return false, "busy: another light thread is reading this connection"
     end
 
     self._reading = true
-    local ok, err = run(self, deadline, rt, stop, keep_going)
+    local ok, err = run(self, deadline, rt, stop, keep_going, arg)
     self._reading = false
     handoff(self)
     if ok then
@@ -1121,17 +1149,18 @@ end
 -- the servers to try, in order: the seed list (shuffled unless
 -- no_randomize) with the members learnt from INFO, recently failed ones
 -- last
+local function add_server(list, seen, s)
+    if not seen[s.key] then
+        seen[s.key] = true
+        list[#list + 1] = s
+    end
+end
+
+
 local function server_list(opts, host, port)
     local list = {}
     local seen = {}
     local cluster_key
-
-    local function add(s)
-        if not seen[s.key] then
-            seen[s.key] = true
-            list[#list + 1] = s
-        end
-    end
 
     if opts and opts.servers then
         if type(opts.servers) ~= "table" or #opts.servers == 0 then
@@ -1143,17 +1172,18 @@ local function server_list(opts, host, port)
             if not s then
                 return nil, err
             end
-            add(s)
+            add_server(list, seen, s)
             keys[#keys + 1] = s.key
         end
         cluster_key = tab_concat(keys, ",")
 
     elseif host then
         if str_sub(tostring(host), 1, 5) == "unix:" then
-            add({ host = host, key = host, unix = true })
+            add_server(list, seen, { host = host, key = host, unix = true })
         else
-            add({ host = host, port = tonumber(port) or DEFAULT_PORT,
-                  key = host .. ":" .. (tonumber(port) or DEFAULT_PORT) })
+            add_server(list, seen,
+                       { host = host, port = tonumber(port) or DEFAULT_PORT,
+                         key = host .. ":" .. (tonumber(port) or DEFAULT_PORT) })
         end
         cluster_key = list[1].key
 
@@ -1167,7 +1197,7 @@ local function server_list(opts, host, port)
         for u in pairs(known) do
             local s = parse_url((tls and "tls://" or "nats://") .. u)
             if s then
-                add(s)
+                add_server(list, seen, s)
             end
         end
     end
@@ -2106,8 +2136,7 @@ function _M.request(self, subject, payload, opts)
     end
 
     local ok
-    ok, err = read_until(self, deadline, nil,
-                         function() return entry.done end)
+    ok, err = read_until(self, deadline, nil, stop_entry_done, false, entry)
     if entry.done then
         if entry.msg then
             return entry.msg
@@ -2146,14 +2175,10 @@ function _M.wait(self, quantity)
         rt = nil
     end
 
-    local stop
     if quantity > 0 then
-        stop = function() return self._delivered >= target end
-    else
-        stop = function() return false end
+        return read_until(self, deadline, rt, stop_delivered, false, target)
     end
-
-    return read_until(self, deadline, rt, stop)
+    return read_until(self, deadline, rt, stop_never)
 end
 
 
@@ -2178,8 +2203,7 @@ function _M.flush(self, timeout)
 
     -- a non-fatal -ERR (a permissions violation) is reported after the
     -- PONG, so that the next flush counts its own PONG
-    ok, err = read_until(self, deadline, nil,
-                         function() return self._pongs >= mine end, true)
+    ok, err = read_until(self, deadline, nil, stop_pongs, true, mine)
     if not ok then
         return false, err
     end
