@@ -16,6 +16,7 @@ PKGS=(
     liburi-perl libtest-longstring-perl liblist-moreutils-perl
     libhttp-message-perl libio-socket-ip-perl
     wrk
+    valgrind
     clang-14 libclang-rt-14-dev llvm-14
 )
 

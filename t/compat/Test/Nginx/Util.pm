@@ -96,6 +96,7 @@ our (@EnvToNginx, @BlockPreprocessors, @CleanupHandlers, @TestCleanupHandlers);
 our ($FilterHttpConfig, $RandPorts, $NginxVersion, $NginxRawVersion);
 our ($PrevConfig, $PrevBlock, $ChildPid, $TcpServerPid, $UdpServerPid);
 our $ErrLogFilePos = 0;
+our $ValgrindExitWait = 60;     # seconds; see kill_process()
 our $InSubprocess;
 our $FirstTime = 1;
 
@@ -322,6 +323,11 @@ sub kill_process ($$$) {
         warn "sending $sig to $pid\n" if $Verbose;
         kill $sig, $pid;
         my $left = timeout();
+        # under valgrind nginx's exit includes memcheck's leak check, which
+        # can take longer than timeout(): signalling it again would lose
+        # the report (the real Test::Nginx never signals a valgrind nginx
+        # again once its pid file is gone), so give it time
+        $left = $ValgrindExitWait if $UseValgrind && $left < $ValgrindExitWait;
         while ($left > 0 && is_running($pid)) {
             _reap($pid);
             Time::HiRes::sleep(0.02);
