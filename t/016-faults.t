@@ -136,7 +136,7 @@ wait: false (closed|connection reset by peer), got 1
 well before the 5 s timeout: true
 publish: falsenot connected
 pool: nilclosed
-while down: falseconnection refused
+while down: false(connection refused|connection reset by peer)
 ok start
 after: back
 wait after: true
