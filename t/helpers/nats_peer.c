@@ -30,6 +30,7 @@
 
 #include <nats/nats.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +41,9 @@
 
 
 static volatile sig_atomic_t  stop;
+/* libnats delivers each subscription on its own thread: the sink counts
+ * on one, interop.sinkstat reads and resets on another */
+static pthread_mutex_t        sink_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t                sink_count;
 static int64_t                sink_bytes;
 
@@ -249,8 +253,10 @@ on_sink(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *c)
     (void) sub;
     (void) c;
 
+    pthread_mutex_lock(&sink_lock);
     sink_count++;
     sink_bytes += natsMsg_GetDataLength(msg);
+    pthread_mutex_unlock(&sink_lock);
     natsMsg_Destroy(msg);
 }
 
@@ -265,10 +271,12 @@ on_sinkstat(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     (void) sub;
     (void) c;
 
+    pthread_mutex_lock(&sink_lock);
     n = snprintf(out, sizeof(out), "%lld %lld", (long long) sink_count,
                  (long long) sink_bytes);
     sink_count = 0;
     sink_bytes = 0;
+    pthread_mutex_unlock(&sink_lock);
     reply_with(nc, msg, out, n);
     natsMsg_Destroy(msg);
 }
