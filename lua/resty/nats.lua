@@ -1719,6 +1719,17 @@ local function check_payload(payload, fname)
 end
 
 
+-- why publish, subscribe or request cannot go on, or nil
+local function unusable(self, subject)
+    if not self._connected then
+        return "not connected"
+    end
+    if type(subject) ~= "string" then
+        return "subject is not a string"
+    end
+end
+
+
 -- the frames of one message: control line (plus header block), payload,
 -- CRLF; or nil, err
 local function message_frames(self, subject, payload, reply, headers)
@@ -1763,12 +1774,9 @@ end
 -- publish(subject, payload, reply_to) or
 -- publish(subject, payload, { reply_to = ..., headers = { ... } })
 function _M.publish(self, subject, payload, opts)
-    if not self._connected then
-        return false, "not connected"
-    end
-
-    if type(subject) ~= "string" then
-        return false, "subject is not a string"
+    local bad = unusable(self, subject)
+    if bad then
+        return false, bad
     end
 
     payload = check_payload(payload, "publish")
@@ -1897,12 +1905,9 @@ end
 
 -- subscribe(subject, callback [, { queue = "q", max = n }])
 function _M.subscribe(self, subject, callback, opts)
-    if not self._connected then
-        return false, "not connected"
-    end
-
-    if type(subject) ~= "string" then
-        return false, "subject is not a string"
+    local bad = unusable(self, subject)
+    if bad then
+        return false, bad
     end
 
     if type(callback) ~= "function" then
@@ -2060,11 +2065,9 @@ end
 -- "no responders", ...)
 function _M.request(self, subject, payload, opts)
     if type(opts) == "function" then
-        if not self._connected then
-            return false, "not connected"
-        end
-        if type(subject) ~= "string" then
-            return false, "subject is not a string"
+        local bad = unusable(self, subject)
+        if bad then
+            return false, bad
         end
         payload = check_payload(payload, "request")
         local entry, err = send_request(self, subject, payload, nil,
