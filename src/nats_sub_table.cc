@@ -46,7 +46,7 @@ sub_table::add(std::string_view subject, std::string_view queue,
 
 errc
 sub_table::restore(std::string_view subject, std::uint64_t sid,
-    std::uint64_t next_sid, error_detail *err)
+    error_detail *err)
 {
     errc  rc;
 
@@ -55,7 +55,7 @@ sub_table::restore(std::string_view subject, std::uint64_t sid,
         return rc;
     }
 
-    if (sid == 0 || sid >= next_sid || subs_.count(sid) != 0) {
+    if (sid == 0 || sid >= next_sid_ || subs_.count(sid) != 0) {
         return set_error(err, errc::unknown_sid,
                          "sid cannot be restored (zero, not below the next "
                          "sid, or taken)");
@@ -65,10 +65,6 @@ sub_table::restore(std::string_view subject, std::uint64_t sid,
 
     s.subject.assign(subject.data(), subject.size());
     subs_.emplace(sid, std::move(s));
-
-    if (next_sid > next_sid_) {
-        next_sid_ = next_sid;
-    }
     return errc::ok;
 }
 

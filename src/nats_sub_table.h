@@ -59,14 +59,21 @@ public:
     errc add(std::string_view subject, std::string_view queue,
         std::uint64_t &sid, error_detail *err);
     /*
-     * Registers subject under a sid the connection already uses (the
-     * inbox of a pooled connection) and makes new sids start at next_sid
-     * at least, so that no sid the connection used before is handed out
-     * again. unknown_sid if sid is 0, not below next_sid, or taken. May
-     * throw std::bad_alloc.
+     * For a connection taken from the pool. reserve_sids() makes new sids
+     * start at next_sid at least, so that no sid the connection used
+     * before is handed out again; restore() registers subject under a
+     * sid the connection already uses (its request inbox): unknown_sid
+     * if sid is 0, not below the next sid, or taken. May throw
+     * std::bad_alloc.
      */
+    void reserve_sids(std::uint64_t next_sid) noexcept
+    {
+        if (next_sid > next_sid_) {
+            next_sid_ = next_sid;
+        }
+    }
     errc restore(std::string_view subject, std::uint64_t sid,
-        std::uint64_t next_sid, error_detail *err);
+        error_detail *err);
     /* the sid add() would allocate next */
     std::uint64_t next_sid() const noexcept { return next_sid_; }
     result set_max(std::uint64_t sid, std::uint64_t max);

@@ -262,16 +262,17 @@ int resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
     size_t subject_len, const char *queue, size_t queue_len,
     uint64_t *sid, char *err, size_t *errlen);
 /*
- * For a connection taken from the pool: registers its live subscription
- * subject under the sid it already has there, and makes the sids the
- * table allocates from then on start at next_sid at least (the value
- * resty_nats_subs_next_sid() gave before pooling), so that no sid is used
- * twice on one connection. Refused (RESTY_NATS_ERROR): an invalid
- * subject; sid 0, not below next_sid, or already in the table.
+ * For a connection taken from the pool. resty_nats_subs_reserve(): the
+ * sids the table allocates from then on start at next_sid at least (the
+ * value resty_nats_subs_next_sid() gave before pooling), so that no sid is
+ * used twice on one connection (no-op if t is NULL).
+ * resty_nats_subs_restore(): registers a live subscription subject under
+ * the sid it already has there; refused (RESTY_NATS_ERROR): an invalid
+ * subject; sid 0, not below the next sid, or already in the table.
  */
+void resty_nats_subs_reserve(resty_nats_subs_t *t, uint64_t next_sid);
 int resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, uint64_t sid, uint64_t next_sid, char *err,
-    size_t *errlen);
+    size_t subject_len, uint64_t sid, char *err, size_t *errlen);
 /* the sid that the next resty_nats_subs_add() allocates (0 if t is NULL) */
 uint64_t resty_nats_subs_next_sid(const resty_nats_subs_t *t);
 /*

@@ -496,10 +496,18 @@ resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
 }
 
 
+RESTY_NATS_EXPORT void
+resty_nats_subs_reserve(resty_nats_subs_t *t, uint64_t next_sid)
+{
+    if (t != nullptr) {
+        t->impl.reserve_sids(next_sid);
+    }
+}
+
+
 RESTY_NATS_EXPORT int
 resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, uint64_t sid, uint64_t next_sid, char *err,
-    size_t *errlen)
+    size_t subject_len, uint64_t sid, char *err, size_t *errlen)
 {
     if (t == nullptr || bad_bytes(subject, subject_len)) {
         return null_pointer(err, errlen);
@@ -509,7 +517,7 @@ resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
         error_detail  e;
         errc          rc;
 
-        rc = t->impl.restore(view(subject, subject_len), sid, next_sid, &e);
+        rc = t->impl.restore(view(subject, subject_len), sid, &e);
         return framer_result(rc, e, err, errlen);
     });
 }

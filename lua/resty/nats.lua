@@ -267,16 +267,17 @@ int resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
     size_t subject_len, const char *queue, size_t queue_len,
     uint64_t *sid, char *err, size_t *errlen);
 /*
- * For a connection taken from the pool: registers its live subscription
- * subject under the sid it already has there, and makes the sids the
- * table allocates from then on start at next_sid at least (the value
- * resty_nats_subs_next_sid() gave before pooling), so that no sid is used
- * twice on one connection. Refused (RESTY_NATS_ERROR): an invalid
- * subject; sid 0, not below next_sid, or already in the table.
+ * For a connection taken from the pool. resty_nats_subs_reserve(): the
+ * sids the table allocates from then on start at next_sid at least (the
+ * value resty_nats_subs_next_sid() gave before pooling), so that no sid is
+ * used twice on one connection (no-op if t is NULL).
+ * resty_nats_subs_restore(): registers a live subscription subject under
+ * the sid it already has there; refused (RESTY_NATS_ERROR): an invalid
+ * subject; sid 0, not below the next sid, or already in the table.
  */
+void resty_nats_subs_reserve(resty_nats_subs_t *t, uint64_t next_sid);
 int resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, uint64_t sid, uint64_t next_sid, char *err,
-    size_t *errlen);
+    size_t subject_len, uint64_t sid, char *err, size_t *errlen);
 /* the sid that the next resty_nats_subs_add() allocates (0 if t is NULL) */
 uint64_t resty_nats_subs_next_sid(const resty_nats_subs_t *t);
 /*
@@ -382,6 +383,8 @@ local CRLF = "\r\n"
 -- Per-worker caches of server facts, never of request state: cluster
 -- members learnt from INFO connect_urls per seed list, and servers that
 -- failed recently (tried last for a few seconds).
+local learned_urls = {}
+local down_until = {}
 
 -- Pool slots, per worker and per pool name. A pooled connection keeps its
 -- request inbox subscription, so that the next checkout's request is one
@@ -397,8 +400,6 @@ local CRLF = "\r\n"
 -- finalizer if an object is dropped without either.
 local slots_by_pool = {}
 local slot_regs = {}    -- the same, by number (for the finalizers)
-local learned_urls = {}
-local down_until = {}
 
 
 -- -ERR texts after which the server keeps the connection open
@@ -517,7 +518,7 @@ local function fail_waiters(self, err)
 end
 
 
--- closes the connection after a failure that leaves it unusable
+-- gives the pool slot back (see slots_by_pool)
 local function slot_release(self)
     local reg = self._slot_reg
     if reg then
@@ -567,6 +568,7 @@ local function slot_take(self, base)
 end
 
 
+-- closes the connection after a failure that leaves it unusable
 local function fail(self, err)
     local sock = self._sock
     if sock and self._connected then
@@ -586,7 +588,7 @@ local function write_flush(self)
         return true
     end
     self._olen = 0
-    self._unacked = true
+    self._sent = self._sent + 1
     local _, err = self._sock:send(ffi_string(self._obuf, olen))
     if err then
         return fail(self, err)
@@ -635,7 +637,7 @@ local function send(self, data)
         end
     end
 
-    self._unacked = true
+    self._sent = self._sent + 1
     local _, err = self._sock:send(data)
     if err then
         return fail(self, err)
@@ -883,12 +885,12 @@ local function handle_control(self, ev)
         end
 
     elseif t == EV_PONG then
-        -- PONGs answer our PINGs in order; the server has taken in
-        -- everything sent before the last one
+        -- PONGs answer our PINGs in order; the one to the last PING
+        -- confirms every send up to that PING
         local pongs = self._pongs + 1
         self._pongs = pongs
-        if pongs >= self._pings and self._olen == 0 then
-            self._unacked = false
+        if pongs == self._pings then
+            self._acked = self._ping_sent
         end
 
     elseif t == EV_INFO then
@@ -1549,7 +1551,9 @@ local function connect_one(self, srv, opts)
     self._olen = 0
     self._pings = 0
     self._pongs = 0
-    self._unacked = false
+    self._sent = 0          -- sends so far (see send_ping and settle)
+    self._ping_sent = 0     -- ... when the last PING went out
+    self._acked = 0         -- ... that the server confirmed with a PONG
     self._delivered = 0
     self._resp = {}
     self._nresp = 0
@@ -1569,12 +1573,13 @@ local function connect_one(self, srv, opts)
             self._info = si
             self._max_payload = si.max_payload
             C.resty_nats_parser_set_max_payload(self._parser, si.max_payload)
+            -- never hand out a sid the connection used before
+            C.resty_nats_subs_reserve(self._subtab, st.next_sid)
             if st.inbox_sid then
                 reset_errlen(self)
                 if C.resty_nats_subs_restore(self._subtab, st.inbox_subject,
                                              #st.inbox_subject, st.inbox_sid,
-                                             st.next_sid, self._errbuf,
-                                             self._errlen) ~= OK
+                                             self._errbuf, self._errlen) ~= OK
                 then
                     sock:close()
                     slot_release(self)
@@ -1585,11 +1590,6 @@ local function connect_one(self, srv, opts)
                 self._nsubs = 1
                 self._inbox_sid = st.inbox_sid
                 self._inbox_prefix = st.inbox_prefix
-            elseif st.next_sid > 1 then
-                -- no inbox, but sids were used: never hand them out again
-                C.resty_nats_subs_restore(self._subtab, "_", 1, 1, st.next_sid,
-                                          self._errbuf, self._errlen)
-                C.resty_nats_subs_remove(self._subtab, 1)
             end
             return true
         end
@@ -2185,6 +2185,20 @@ function _M.wait(self, quantity)
 end
 
 
+-- sends a PING (after whatever publish() buffered); returns its number,
+-- which its PONG will bring self._pongs to, or nil, err
+local function send_ping(self)
+    local ok, err = send(self, PING)
+    if not ok then
+        return nil, err
+    end
+    local mine = self._pings + 1
+    self._pings = mine
+    self._ping_sent = self._sent
+    return mine
+end
+
+
 -- flush([timeout]): a PING/PONG round trip: everything sent before was
 -- processed by the server; messages arriving meanwhile are dispatched
 function _M.flush(self, timeout)
@@ -2192,12 +2206,10 @@ function _M.flush(self, timeout)
         return false, "not connected"
     end
 
-    local ok, err = send(self, PING)
-    if not ok then
+    local mine, err = send_ping(self)
+    if not mine then
         return false, err
     end
-    local mine = self._pings + 1
-    self._pings = mine
     local deadline
     timeout = timeout or read_timeout(self)
     if timeout then
@@ -2206,6 +2218,7 @@ function _M.flush(self, timeout)
 
     -- a non-fatal -ERR (a permissions violation) is reported after the
     -- PONG, so that the next flush counts its own PONG
+    local ok
     ok, err = read_until(self, deadline, nil, stop_pongs, true, mine)
     if not ok then
         return false, err
@@ -2414,12 +2427,10 @@ end
 -- publishes, the tail of the burst. Errors end it quietly: close()
 -- closes anyway.
 local function settle(self)
-    local ok = send(self, PING)
-    if not ok then
+    local mine = send_ping(self)
+    if not mine then
         return
     end
-    local mine = self._pings + 1
-    self._pings = mine
     local deadline = now_ms() + (read_timeout(self) or DEFAULT_TIMEOUT)
     while self._connected and self._pongs < mine do
         local ev = next_event(self, deadline)
@@ -2444,7 +2455,7 @@ function _M.close(self)
     if was and self._reading then
         -- another light thread is reading: no round trip from here
         write_flush(self)
-    elseif was and (self._olen > 0 or self._unacked) then
+    elseif was and (self._olen > 0 or self._sent ~= self._acked) then
         -- what publish() buffered still goes out, and the server confirms
         -- it took everything in (see settle)
         settle(self)

@@ -51,6 +51,7 @@ static const any_fn  all_functions[] = {
     (any_fn) resty_nats_subs_new,
     (any_fn) resty_nats_subs_free,
     (any_fn) resty_nats_subs_add,
+    (any_fn) resty_nats_subs_reserve,
     (any_fn) resty_nats_subs_restore,
     (any_fn) resty_nats_subs_next_sid,
     (any_fn) resty_nats_subs_set_max,

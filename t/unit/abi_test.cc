@@ -326,13 +326,14 @@ TEST(Abi, NullArguments)
     EXPECT_EQ(resty_nats_subs_count(nullptr), 0u);
     EXPECT_EQ(resty_nats_subs_get(nullptr, 1, nullptr, nullptr),
               RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_restore(nullptr, "a.*", 3, 1, 2, nullptr,
+    resty_nats_subs_reserve(nullptr, 5);
+    EXPECT_EQ(resty_nats_subs_restore(nullptr, "a.*", 3, 1, nullptr,
                                       nullptr),
               RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_restore(sp.t, nullptr, 3, 1, 2, nullptr,
+    EXPECT_EQ(resty_nats_subs_restore(sp.t, nullptr, 3, 1, nullptr,
                                       nullptr),
               RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_restore(sp.t, "a.*", 3, 0, 2, nullptr,
+    EXPECT_EQ(resty_nats_subs_restore(sp.t, "a.*", 3, 0, nullptr,
                                       nullptr),
               RESTY_NATS_ERROR);
     EXPECT_EQ(resty_nats_subs_next_sid(nullptr), 0u);
