@@ -303,7 +303,8 @@ int resty_nats_subs_get(const resty_nats_subs_t *t, uint64_t sid,
 
 /*
  * Fills buf with len characters of [A-Za-z0-9] drawn from the kernel's
- * CSPRNG (getrandom(2), per call: nothing is seeded before fork). For
+ * CSPRNG (getrandom(2), a page at a time into a per-thread buffer that a
+ * forked child finds empty: no two processes share a sequence). For
  * unpredictable inbox names. RESTY_NATS_ERROR if no randomness is
  * available.
  */

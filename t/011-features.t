@@ -421,3 +421,47 @@ five headers=nil error=nil
 still connected: true
 --- no_error_log
 [error]
+
+
+
+=== TEST 12: the write_buffer connect option buffers publishes until flush
+--- http_config
+    lua_socket_log_errors off;
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local sub = assert(nats:new())
+            assert(sub:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local got = {}
+            assert(sub:subscribe("wbopt.x", function(m) got[#got + 1] = m.payload end))
+            assert(sub:flush())
+
+            local n = assert(nats:new())
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT, { write_buffer = 4096 }))
+            for i = 1, 10 do
+                assert(n:publish("wbopt.x", "m" .. i))
+            end
+            sub:set_timeout(300)
+            local ok, err = sub:wait(1)
+            ngx.say("before flush: ", #got, " ", tostring(ok), " ", tostring(err))
+            ngx.say("flush: ", n:flush())
+            sub:set_timeout(2000)
+            assert(sub:wait(10))
+            ngx.say("after flush: ", table.concat(got, ","))
+
+            local ok2, e = pcall(n.connect, n, "127.0.0.1", $TEST_NGINX_NATS_PORT, { write_buffer = -1 })
+            ngx.say(ok2, " ", e)
+            n:close()
+            sub:close()
+        }
+    }
+--- request
+GET /t
+--- response_body
+before flush: 0 false timeout
+flush: true
+after flush: m1,m2,m3,m4,m5,m6,m7,m8,m9,m10
+false bad 'write_buffer' option to 'connect' (a size >= 0 expected)
+--- no_error_log
+[error]

@@ -308,7 +308,8 @@ int resty_nats_subs_get(const resty_nats_subs_t *t, uint64_t sid,
 
 /*
  * Fills buf with len characters of [A-Za-z0-9] drawn from the kernel's
- * CSPRNG (getrandom(2), per call: nothing is seeded before fork). For
+ * CSPRNG (getrandom(2), a page at a time into a per-thread buffer that a
+ * forked child finds empty: no two processes share a sequence). For
  * unpredictable inbox names. RESTY_NATS_ERROR if no randomness is
  * available.
  */
@@ -1627,6 +1628,17 @@ function _M.connect(self, host, port, opts)
     if opts ~= nil and type(opts) ~= "table" then
         error("bad argument to 'connect' (options table expected, got "
               .. type(opts) .. ")", 2)
+    end
+
+    local wb = opts and opts.write_buffer
+    if wb ~= nil then
+        if type(wb) ~= "number" or wb < 0 then
+            error("bad 'write_buffer' option to 'connect' (a size >= 0 "
+                  .. "expected)", 2)
+        end
+        -- on a reconnect, what the old connection buffered goes out first
+        -- (its failure is no reason not to connect)
+        _M.set_write_buffer(self, wb)
     end
 
     local list, cluster_key = server_list(opts, host, port)

@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
+#include <set>
 #include <string>
 
 #include "nats_errc.h"
@@ -718,3 +721,98 @@ TEST(Abi, GuardPage)
 
 
 }  // namespace
+
+namespace {
+
+bool token_chars_ok(const std::string &s) {
+    for (char c : s) {
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                  (c >= '0' && c <= '9');
+        if (!ok) return false;
+    }
+    return true;
+}
+
+std::string token(size_t len) {
+    std::string s(len, '\0');
+    EXPECT_EQ(resty_nats_random_token(&s[0], len), RESTY_NATS_OK);
+    return s;
+}
+
+}  // namespace
+
+TEST(Random, TokensAreAlphanumericAndDistinct) {
+    EXPECT_EQ(resty_nats_random_token(nullptr, 0), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_random_token(nullptr, 1), RESTY_NATS_ERROR);
+
+    // many more than one buffered page of draws
+    std::set<std::string> seen;
+    for (int i = 0; i < 2000; i++) {
+        std::string t = token(12);
+        ASSERT_TRUE(token_chars_ok(t)) << t;
+        seen.insert(t);
+    }
+    EXPECT_EQ(seen.size(), 2000u);
+
+    // a token longer than the buffer
+    std::string big = token(20000);
+    EXPECT_TRUE(token_chars_ok(big));
+}
+
+TEST(Random, UnbiasedOverTheAlphabet) {
+    // 62 symbols x 10,000 expected each; 5 standard deviations (~98 each)
+    std::string s = token(620000);
+    std::map<char, int> count;
+    for (char c : s) count[c]++;
+    EXPECT_EQ(count.size(), 62u);
+    for (const auto &kv : count) {
+        EXPECT_GT(kv.second, 10000 - 500) << kv.first;
+        EXPECT_LT(kv.second, 10000 + 500) << kv.first;
+    }
+}
+
+TEST(Random, ForkedChildDoesNotRepeatTheParent) {
+    // the parent's buffer is filled before the fork; were it copied into
+    // the child, both would hand out the same next tokens
+    std::string first = token(22);
+    ASSERT_TRUE(token_chars_ok(first));
+
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        std::string t;
+        for (int i = 0; i < 8; i++) {
+            char buf[22];
+            if (resty_nats_random_token(buf, sizeof(buf)) != RESTY_NATS_OK) {
+                _exit(2);
+            }
+            t.append(buf, sizeof(buf));
+        }
+        ssize_t w = write(fds[1], t.data(), t.size());
+        _exit(w == static_cast<ssize_t>(t.size()) ? 0 : 3);
+    }
+    close(fds[1]);
+    std::string parent;
+    for (int i = 0; i < 8; i++) parent += token(22);
+
+    std::string child;
+    char buf[256];
+    ssize_t r;
+    while ((r = read(fds[0], buf, sizeof(buf))) > 0) child.append(buf, r);
+    close(fds[0]);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+
+    ASSERT_EQ(child.size(), parent.size());
+    EXPECT_TRUE(token_chars_ok(child));
+    // 8 x 22 characters alike by chance: 62^-176
+    EXPECT_NE(child, parent);
+    for (size_t i = 0; i < 8; i++) {
+        EXPECT_NE(child.substr(i * 22, 22), parent.substr(i * 22, 22)) << i;
+    }
+}
