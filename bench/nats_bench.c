@@ -36,6 +36,10 @@
  *       each sending natsConnection_Request("bench.echo", PAYLOAD) in a
  *       loop for SECONDS; prints "<req/s> <p50 ms> <p99 ms> <errors>
  *       <requests>".
+ *   nats_bench reqloop-conns URL CONCURRENCY SECONDS [PAYLOAD]
+ *       the same with one connection per thread (each writing at once,
+ *       natsOptions_SetSendAsap): no request shares a read or a write
+ *       with another, as with one pooled connection per HTTP request.
  */
 
 #include <nats/nats.h>
@@ -554,7 +558,7 @@ cmp_double(const void *a, const void *b)
 
 static int
 bench_reqloop(natsConnection *nc, int conc, double seconds,
-    const char *payload)
+    const char *payload, const char *own_url)
 {
     requester_t  *rs;
     pthread_t    *th;
@@ -579,9 +583,21 @@ bench_reqloop(natsConnection *nc, int conc, double seconds,
         return 1;
     }
 
+    if (own_url != NULL) {
+        for (i = 0; i < conc; i++) {
+            if (connect_to(&rs[i].nc, own_url, "bench_requester", 1)
+                != NATS_OK)
+            {
+                return 1;
+            }
+        }
+    }
+
     t0 = now_sec();
     for (i = 0; i < conc; i++) {
-        rs[i].nc = nc;
+        if (own_url == NULL) {
+            rs[i].nc = nc;
+        }
         rs[i].payload = payload;
         rs[i].until = t0 + seconds;
         if (pthread_create(&th[i], NULL, requester, &rs[i]) != 0) {
@@ -597,6 +613,11 @@ bench_reqloop(natsConnection *nc, int conc, double seconds,
     for (i = 0; i < started; i++) {
         total += rs[i].n;
         errors += rs[i].errors;
+    }
+    if (own_url != NULL) {
+        for (i = 0; i < conc; i++) {
+            natsConnection_Destroy(rs[i].nc);
+        }
     }
     all = malloc((total ? total : 1) * sizeof(double));
     if (all == NULL) {
@@ -632,7 +653,7 @@ main(int argc, char **argv)
     int              rc = 2;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: nats_bench serve|pub|recv|reqloop URL "
+        fprintf(stderr, "usage: nats_bench serve|pub|recv|reqloop|reqloop-conns URL "
                 "...\n");
         return 2;
     }
@@ -660,12 +681,15 @@ main(int argc, char **argv)
     } else if (strcmp(argv[1], "recv") == 0 && argc == 5) {
         rc = bench_recv(nc, atol(argv[3]), atol(argv[4]));
 
-    } else if (strcmp(argv[1], "reqloop") == 0 && (argc == 5 || argc == 6)
+    } else if ((strcmp(argv[1], "reqloop") == 0
+                || strcmp(argv[1], "reqloop-conns") == 0)
+               && (argc == 5 || argc == 6)
                && atoi(argv[3]) >= 1 && atoi(argv[3]) <= 1000
                && atof(argv[4]) > 0 && atof(argv[4]) <= 3600)
     {
         rc = bench_reqloop(nc, atoi(argv[3]), atof(argv[4]),
-                           argc == 6 ? argv[5] : "ping");
+                           argc == 6 ? argv[5] : "ping",
+                           strcmp(argv[1], "reqloop") == 0 ? NULL : argv[2]);
 
     } else {
         fprintf(stderr, "nats_bench: bad arguments\n");

@@ -349,11 +349,16 @@ fi
 
 # native request loops --------------------------------------------------------
 if want native; then
-    for c in 1 50; do
-        echo "libnats request loop, $c requester(s): $RUNS runs of ${DURATION}s"
+    # 1 and 50 requesters on one connection; 50c: 50 requesters with a
+    # connection each (what a pool of per-request connections amounts to)
+    for c in 1 50 50c; do
+        mode=reqloop
+        n=$c
+        if [ "$c" = 50c ]; then mode=reqloop-conns; n=50; fi
+        echo "libnats request loop ($mode), $n requester(s): $RUNS runs of ${DURATION}s"
         for _ in $(seq "$RUNS"); do
             quiet
-            if v=$(timeout $(( DURATION + 60 )) "$NB" reqloop "$URL" "$c" \
+            if v=$(timeout $(( DURATION + 60 )) "$NB" "$mode" "$URL" "$n" \
                    "$DURATION"); then
                 record "native_$c" "$v"
                 echo "  $v  (req/s p50_ms p99_ms errors requests)"
@@ -488,8 +493,10 @@ for sc in publish receive; do
     done
 done
 if want native; then
-    for c in 1 50; do
-        line "libnats request loop, $c requester(s), req/s" "-" \
+    for c in 1 50 50c; do
+        label="$c requester(s)"
+        [ "$c" = 50c ] && label="50 x own conn"
+        line "libnats request loop, $label, req/s" "-" \
              "$(fig "native_$c")" "" \
              "p50 $(stats "native_$c" 2 | cut -d' ' -f1) ms, p99 $(stats "native_$c" 3 | cut -d' ' -f1) ms, errors $(awk '{n += $4} END {print n + 0}' "$R/native_$c")"
     done
