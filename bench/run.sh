@@ -8,7 +8,7 @@
 #   RUNS=3            runs per figure (median, min and max are printed)
 #   N=200000          messages per publish/receive run
 #   DURATION=10       seconds per wrk run and per native request loop
-#   SCENARIOS="publish receive native gateway sync original rss core"
+#   SCENARIOS="publish receive native http gateway sync original rss core"
 #                     a subset, in any order (they always run in this one)
 #   PUB_WBUF=65536    publish also with set_write_buffer(PUB_WBUF) when
 #                     resty.nats has it (0: not)
@@ -40,7 +40,7 @@ cd "$REPO"
 RUNS=${RUNS:-3}
 N=${N:-200000}
 DURATION=${DURATION:-10}
-ALL_SCENARIOS="publish receive native gateway sync original rss core"
+ALL_SCENARIOS="publish receive native http gateway sync original rss core"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 RSS_DURATION=${RSS_DURATION:-120}
 PUB_WBUF=${PUB_WBUF:-65536}
@@ -169,6 +169,7 @@ http {
         location = /gw   { content_by_lua_block { require("bench_handlers").gateway() } }
         location = /sync { content_by_lua_block { require("bench_handlers").sync() } }
         location = /orig { content_by_lua_block { require("bench_handlers").original() } }
+        location = /http { content_by_lua_block { ngx.print("ping") } }
     }
 }
 CONF
@@ -371,17 +372,20 @@ fi
 
 # request/reply gateway: request(), its sync form, the original pattern ------
 gw_path() {
-    case $1 in gateway) echo /gw ;; sync) echo /sync ;; original) echo /orig ;; esac
+    case $1 in
+        gateway) echo /gw ;; sync) echo /sync ;; original) echo /orig ;;
+        http) echo /http ;;
+    esac
 }
 for w in 1 2; do
-    want gateway || want sync || want original || break
+    want http || want gateway || want sync || want original || break
     start_nginx "$w" "gw$w"
     for p in /gw /sync /orig; do
         curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT$p" > /dev/null \
             || failed "GET $p"
     done
     for r in $(seq "$RUNS"); do
-        for sc in gateway sync original; do
+        for sc in http gateway sync original; do
             want "$sc" || continue
             p=$(gw_path "$sc")
             if [ "$r" = 1 ]; then
@@ -501,15 +505,31 @@ if want native; then
              "p50 $(stats "native_$c" 2 | cut -d' ' -f1) ms, p99 $(stats "native_$c" 3 | cut -d' ' -f1) ms, errors $(awk '{n += $4} END {print n + 0}' "$R/native_$c")"
     done
 fi
-for sc in gateway sync original; do
+# what a gateway could reach if the library cost nothing: the HTTP request
+# alone and a libnats request on a connection of its own, one after the
+# other on the same CPUs (1 / (1/http + 1/native))
+bound() {
+    [ -s "$R/http_w$1" ] && [ -s "$R/native_50c" ] || return 0
+    local h n
+    h=$(stats "http_w$1" 1 | cut -d' ' -f1)
+    n=$(stats native_50c 1 | cut -d' ' -f1)
+    awk -v h="$h" -v n="$n" 'BEGIN { if (h > 0 && n > 0) printf "; est. gateway with a zero-cost library: %.0f req/s (1/(1/this + 1/libnats 50 x own conn))", 1 / (1 / h + 1 / n) }'
+}
+for sc in http gateway sync original; do
     want "$sc" || continue
     case $sc in
+        http) label="HTTP alone (no NATS)" ;;
         gateway) label="gateway request(cb)+wait" ;;
         sync) label="gateway request() sync form" ;;
         original) label="original pattern SUB/PUB/wait/UNSUB" ;;
     esac
     for w in 1 2; do
         [ -s "$R/${sc}_w$w" ] || continue
+        if [ "$sc" = http ]; then
+            line "$label, ${w}w, req/s" "$(fig "http_w$w")" "-" "" \
+                 "p50 $(stats "http_w$w" 2 | cut -d' ' -f1) ms, p99 $(stats "http_w$w" 3 | cut -d' ' -f1) ms$(bound "$w")"
+            continue
+        fi
         line "$label, ${w}w, req/s" "$(fig "${sc}_w$w")" \
              "$( [ -s "$R/native_50" ] && fig native_50 || echo -)" \
              "$(ratio "${sc}_w$w" native_50)" \
