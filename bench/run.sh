@@ -8,11 +8,12 @@
 #   RUNS=3            runs per figure (median, min and max are printed)
 #   N=200000          messages per publish/receive run
 #   DURATION=10       seconds per wrk run and per native request loop
-#   SCENARIOS="publish receive native http gateway sync original rss core"
+#   SCENARIOS="publish receive native cpu http gateway sync original rss core"
 #                     a subset, in any order (they always run in this one)
 #   PUB_WBUF=65536    publish also with set_write_buffer(PUB_WBUF) when
 #                     resty.nats has it (0: not)
 #   RSS_DURATION=120  seconds of the long gateway run of "rss"
+#   CPU_N=20000       sequential requests per "cpu" measurement
 #   CORE_MIN_TIME=0.3 --benchmark_min_time of the core benchmark
 #   BUILD_DIR=build   the CMake build directory (configured with
 #                     -DRESTY_NATS_BUILD_BENCH=ON)
@@ -40,9 +41,10 @@ cd "$REPO"
 RUNS=${RUNS:-3}
 N=${N:-200000}
 DURATION=${DURATION:-10}
-ALL_SCENARIOS="publish receive native http gateway sync original rss core"
+ALL_SCENARIOS="publish receive native cpu http gateway sync original rss core"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 RSS_DURATION=${RSS_DURATION:-120}
+CPU_N=${CPU_N:-20000}
 PUB_WBUF=${PUB_WBUF:-65536}
 CORE_MIN_TIME=${CORE_MIN_TIME:-0.3}
 BUILD_DIR=$(realpath -m "${BUILD_DIR:-build}")
@@ -170,6 +172,7 @@ http {
         location = /sync { content_by_lua_block { require("bench_handlers").sync() } }
         location = /orig { content_by_lua_block { require("bench_handlers").original() } }
         location = /http { content_by_lua_block { ngx.print("ping") } }
+        location = /cpu  { content_by_lua_block { require("bench_handlers").cpu() } }
     }
 }
 CONF
@@ -259,6 +262,10 @@ run_wrk() {
     reqs=$(awk '/requests in/ {print $1}' "$3")
     echo "$rps $p50 $p99 $errs $reqs"
 }
+
+# user + system CPU time of process $1 so far, in clock ticks
+proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+CLK_TCK=$(getconf CLK_TCK)
 
 # CPU busy (all processes, ours included) over $1 seconds, in percent
 cpu_busy() {
@@ -370,6 +377,23 @@ if want native; then
     done
 fi
 
+# the worker's CPU time per request (sequential, in one handler) -------------
+if want cpu; then
+    start_nginx 1 cpu
+    echo "worker CPU per request: $RUNS runs of $CPU_N sequential requests each"
+    for _ in $(seq "$RUNS"); do
+        quiet
+        v=$(curl -s --max-time 600 "http://127.0.0.1:$HTTP_PORT/cpu?n=$CPU_N") || v=
+        if [[ "$v" =~ ^[0-9.]+\ [0-9.]+$ ]]; then
+            record cpu "$v"
+            echo "  $v  (us: raw cosocket, resty.nats request)"
+        else
+            failed "cpu: $v"
+        fi
+    done
+    stop_nginx
+fi
+
 # request/reply gateway: request(), its sync form, the original pattern ------
 gw_path() {
     case $1 in
@@ -400,9 +424,19 @@ for w in 1 2; do
                 perf_pid=$!
             fi
             quiet
+            wpid=$(first_worker)
+            t0=$(proc_ticks "$wpid")
             if v=$(run_wrk "$p" "$DURATION" "$B/wrk-$sc-w$w-$r.out"); then
                 record "${sc}_w$w" "$v"
                 echo "$sc, $w worker(s), run $r: $v  (req/s p50_ms p99_ms errors requests)"
+                if [ "$w" = 1 ]; then
+                    # the worker's CPU time per HTTP request
+                    t1=$(proc_ticks "$wpid")
+                    c=$(awk -v a="$t0" -v b="$t1" -v n="$(echo "$v" | cut -d' ' -f5)" \
+                        -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / hz * 1e6 / n }')
+                    [ -n "$c" ] && record "${sc}_cpu" "$c"
+                    echo "  worker CPU: $c us per request"
+                fi
             else
                 failed "$sc, $w worker(s), run $r"
             fi
@@ -515,6 +549,13 @@ bound() {
     n=$(stats native_50c 1 | cut -d' ' -f1)
     awk -v h="$h" -v n="$n" 'BEGIN { if (h > 0 && n > 0) printf "; est. gateway with a zero-cost library: %.0f req/s (1/(1/this + 1/libnats 50 x own conn))", 1 / (1 / h + 1 / n) }'
 }
+if want cpu && [ -s "$R/cpu" ]; then
+    col=1
+    read -r m lo hi <<< "$(stats cpu 1)"
+    read -r m2 lo2 hi2 <<< "$(stats cpu 2)"
+    line "worker CPU per request on one conn, us" "$m2 [$lo2..$hi2]" "-" "" \
+         "raw cosocket PUB + MSG read: $m [$lo..$hi] us; os.clock over $CPU_N sequential requests"
+fi
 for sc in http gateway sync original; do
     want "$sc" || continue
     case $sc in
@@ -526,14 +567,22 @@ for sc in http gateway sync original; do
     for w in 1 2; do
         [ -s "$R/${sc}_w$w" ] || continue
         if [ "$sc" = http ]; then
+            wcpu=
+            if [ "$w" = 1 ] && [ -s "$R/http_cpu" ]; then
+                wcpu=", worker CPU $(stats http_cpu 1 | cut -d' ' -f1) us/req"
+            fi
             line "$label, ${w}w, req/s" "$(fig "http_w$w")" "-" "" \
-                 "p50 $(stats "http_w$w" 2 | cut -d' ' -f1) ms, p99 $(stats "http_w$w" 3 | cut -d' ' -f1) ms$(bound "$w")"
+                 "p50 $(stats "http_w$w" 2 | cut -d' ' -f1) ms, p99 $(stats "http_w$w" 3 | cut -d' ' -f1) ms$wcpu$(bound "$w")"
             continue
+        fi
+        wcpu=
+        if [ "$w" = 1 ] && [ -s "$R/${sc}_cpu" ]; then
+            wcpu=", worker CPU $(stats "${sc}_cpu" 1 | cut -d' ' -f1) us/req"
         fi
         line "$label, ${w}w, req/s" "$(fig "${sc}_w$w")" \
              "$( [ -s "$R/native_50" ] && fig native_50 || echo -)" \
              "$(ratio "${sc}_w$w" native_50)" \
-             "p50 $(stats "${sc}_w$w" 2 | cut -d' ' -f1) ms, p99 $(stats "${sc}_w$w" 3 | cut -d' ' -f1) ms, errors $(awk '{n += $4} END {print n + 0}' "$R/${sc}_w$w")"
+             "p50 $(stats "${sc}_w$w" 2 | cut -d' ' -f1) ms, p99 $(stats "${sc}_w$w" 3 | cut -d' ' -f1) ms, errors $(awk '{n += $4} END {print n + 0}' "$R/${sc}_w$w")$wcpu"
     done
 done
 if want rss && [ -s "$R/rss" ]; then
