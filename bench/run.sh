@@ -8,7 +8,7 @@
 #   RUNS=3            runs per figure (median, min and max are printed)
 #   N=200000          messages per publish/receive run
 #   DURATION=10       seconds per wrk run and per native request loop
-#   SCENARIOS="publish receive native cpu http gateway sync original rss core"
+#   SCENARIOS="publish receive native cpu http raw gateway sync original rss core"
 #                     a subset, in any order (they always run in this one)
 #   PUB_WBUF=65536    publish also with set_write_buffer(PUB_WBUF) when
 #                     resty.nats has it (0: not)
@@ -41,7 +41,7 @@ cd "$REPO"
 RUNS=${RUNS:-3}
 N=${N:-200000}
 DURATION=${DURATION:-10}
-ALL_SCENARIOS="publish receive native cpu http gateway sync original rss core"
+ALL_SCENARIOS="publish receive native cpu http raw gateway sync original rss core"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 RSS_DURATION=${RSS_DURATION:-120}
 CPU_N=${CPU_N:-20000}
@@ -173,6 +173,7 @@ http {
         location = /orig { content_by_lua_block { require("bench_handlers").original() } }
         location = /http { content_by_lua_block { ngx.print("ping") } }
         location = /cpu  { content_by_lua_block { require("bench_handlers").cpu() } }
+        location = /raw  { content_by_lua_block { require("bench_handlers").raw() } }
     }
 }
 CONF
@@ -398,18 +399,18 @@ fi
 gw_path() {
     case $1 in
         gateway) echo /gw ;; sync) echo /sync ;; original) echo /orig ;;
-        http) echo /http ;;
+        http) echo /http ;; raw) echo /raw ;;
     esac
 }
 for w in 1 2; do
-    want http || want gateway || want sync || want original || break
+    want http || want raw || want gateway || want sync || want original || break
     start_nginx "$w" "gw$w"
-    for p in /gw /sync /orig; do
+    for p in /gw /sync /orig /raw /http; do
         curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT$p" > /dev/null \
             || failed "GET $p"
     done
     for r in $(seq "$RUNS"); do
-        for sc in http gateway sync original; do
+        for sc in http raw gateway sync original; do
             want "$sc" || continue
             p=$(gw_path "$sc")
             if [ "$r" = 1 ]; then
@@ -556,10 +557,11 @@ if want cpu && [ -s "$R/cpu" ]; then
     line "worker CPU per request on one conn, us" "$m2 [$lo2..$hi2]" "-" "" \
          "raw cosocket PUB + MSG read: $m [$lo..$hi] us; os.clock over $CPU_N sequential requests"
 fi
-for sc in http gateway sync original; do
+for sc in http raw gateway sync original; do
     want "$sc" || continue
     case $sc in
         http) label="HTTP alone (no NATS)" ;;
+        raw) label="bare cosocket gateway (no library)" ;;
         gateway) label="gateway request(cb)+wait" ;;
         sync) label="gateway request() sync form" ;;
         original) label="original pattern SUB/PUB/wait/UNSUB" ;;
@@ -579,10 +581,14 @@ for sc in http gateway sync original; do
         if [ "$w" = 1 ] && [ -s "$R/${sc}_cpu" ]; then
             wcpu=", worker CPU $(stats "${sc}_cpu" 1 | cut -d' ' -f1) us/req"
         fi
+        bare=
+        if [ "$sc" != raw ] && [ -s "$R/raw_w$w" ]; then
+            bare=", $(ratio "${sc}_w$w" "raw_w$w") of bare"
+        fi
         line "$label, ${w}w, req/s" "$(fig "${sc}_w$w")" \
              "$( [ -s "$R/native_50" ] && fig native_50 || echo -)" \
              "$(ratio "${sc}_w$w" native_50)" \
-             "p50 $(stats "${sc}_w$w" 2 | cut -d' ' -f1) ms, p99 $(stats "${sc}_w$w" 3 | cut -d' ' -f1) ms, errors $(awk '{n += $4} END {print n + 0}' "$R/${sc}_w$w")$wcpu"
+             "p50 $(stats "${sc}_w$w" 2 | cut -d' ' -f1) ms, p99 $(stats "${sc}_w$w" 3 | cut -d' ' -f1) ms, errors $(awk '{n += $4} END {print n + 0}' "$R/${sc}_w$w")$wcpu$bare"
     done
 done
 if want rss && [ -s "$R/rss" ]; then

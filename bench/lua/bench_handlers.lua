@@ -338,4 +338,71 @@ function _M.cpu()
     ngx.say(string_format("%.1f %.1f", raw, lib))
 end
 
+
+-- GET /raw: the least a gateway in Lua can do, without this library: a
+-- pooled cosocket per HTTP request; on a new connection, read INFO and
+-- send CONNECT and the SUB of the connection's own inbox wildcard; then
+-- PUB bench.echo with a reply subject in that inbox, read the MSG line
+-- (answering the server's PINGs) and the payload, setkeepalive. Each
+-- pooled connection needs an inbox of its own, so connections live in
+-- pools of one ("bench-raw#k", k from a per-worker free list), as in
+-- resty.nats. No error handling beyond giving up: a yardstick, not a
+-- client.
+local raw_free, raw_nfree, raw_n = {}, 0, 0
+
+function _M.raw()
+    local k
+    if raw_nfree > 0 then
+        k = raw_free[raw_nfree]
+        raw_free[raw_nfree] = nil
+        raw_nfree = raw_nfree - 1
+    else
+        raw_n = raw_n + 1
+        k = raw_n
+    end
+
+    local sock = ngx.socket.tcp()
+    sock:settimeout(5000)
+    local ok, err = sock:connect(host, port, { pool = "bench-raw#" .. k })
+    if not ok then
+        raw_nfree = raw_nfree + 1
+        raw_free[raw_nfree] = k
+        ngx.log(ngx.ERR, "raw: connect: ", err)
+        return ngx.exit(502)
+    end
+
+    local inbox = "_INBOX.raw" .. ngx.worker.pid() .. "." .. k .. "."
+    if sock:getreusedtimes() == 0 then
+        sock:receive("*l")  -- INFO
+        sock:send('CONNECT {"verbose":false,"pedantic":false}\r\nSUB '
+                  .. inbox .. "* 1\r\n")
+    end
+
+    local line
+    ok, err = sock:send("PUB bench.echo " .. inbox .. "r 4\r\nping\r\n")
+    if ok then
+        line, err = sock:receive("*l")
+        while line == "PING" do
+            sock:send("PONG\r\n")
+            line, err = sock:receive("*l")
+        end
+    end
+    local payload
+    if line and line:sub(1, 4) == "MSG " then
+        payload, err = sock:receive("*l")
+    end
+    if not payload then
+        sock:close()
+        raw_nfree = raw_nfree + 1
+        raw_free[raw_nfree] = k
+        ngx.log(ngx.ERR, "raw: request: ", err or line)
+        return ngx.exit(502)
+    end
+
+    sock:setkeepalive(60000, 1)
+    raw_nfree = raw_nfree + 1
+    raw_free[raw_nfree] = k
+    ngx.print(payload)
+end
+
 return _M

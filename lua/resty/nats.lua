@@ -370,6 +370,23 @@ local ERRBUF_SIZE = 256
 local FRAME_SIZE = 4096
 local INBOX_TOKEN_LEN = 22
 local REPLY_TOKEN_LEN = 12              -- [A-Za-z0-9]: 71 bits
+
+-- Scratch space for control lines and tokens, shared by every object of
+-- the worker, as lua-resty-core's get_string_buf: each use fills it and
+-- copies it out into a Lua string with no yield in between, so it never
+-- carries anything from one call (or request) to the next. One per object
+-- was a 4 KiB allocation per connect for the garbage collector.
+local scratch = ffi_new("char[?]", FRAME_SIZE)
+local scratch_size = FRAME_SIZE
+
+-- a table with room for an object's fields (table.new: no rehash as
+-- connect fills it in), or a plain table without LuaJIT's extension
+local new_tab
+do
+    local ok, tn = pcall(require, "table.new")
+    new_tab = ok and tn or function() return {} end
+end
+local OBJECT_FIELDS = 40
 local DEFAULT_POOL_SIZE = 30            -- lua_socket_pool_size's default
 local DEFAULT_MAX_PAYLOAD = 1048576
 local DEFAULT_REQUEST_TIMEOUT = 5000    -- ms, without a read timeout
@@ -424,19 +441,17 @@ function _M.new(self)
         return nil, err
     end
 
-    self = setmetatable({
-        _sock = sock,
-        _errbuf = ffi_new("char[?]", ERRBUF_SIZE),
-        _sizes = ffi_new("size_t[2]"),  -- [0]: frame size, [1]: errlen
-        _fbuf = ffi_new("char[?]", FRAME_SIZE),
-        _fsize = FRAME_SIZE,
-        _ev = ffi_new("resty_nats_event_t"),
-        _obuf = nil,    -- the write buffer (char[_ocap]), see set_write_buffer
-        _ocap = 0,
-        _olen = 0,      -- bytes waiting in _obuf
-        _wmax = 0,
-    }, mt)
+    self = new_tab(0, OBJECT_FIELDS)
+    self._sock = sock
+    self._errbuf = ffi_new("char[?]", ERRBUF_SIZE)
+    self._sizes = ffi_new("size_t[2]")  -- [0]: frame size, [1]: errlen
     self._errlen = self._sizes + 1
+    self._ev = ffi_new("resty_nats_event_t")
+    self._obuf = nil    -- the write buffer (char[_ocap]), see set_write_buffer
+    self._ocap = 0
+    self._olen = 0      -- bytes waiting in _obuf
+    self._wmax = 0
+    setmetatable(self, mt)  -- not a tail call: NYI for the JIT compiler
     return self
 end
 
@@ -475,25 +490,25 @@ local function reset_errlen(self)
 end
 
 
--- calls a framer (buf, size, n, args..., err, errlen) with the object's
--- frame buffer, growing it when the frame does not fit; returns the frame
--- as a Lua string, or nil, err
+-- calls a framer (buf, size, n, args..., err, errlen) with the scratch
+-- buffer, growing it when the frame does not fit; returns the frame as a
+-- Lua string, or nil, err
 local function frame_call(self, f, ...)
     local sizes = self._sizes
     while true do
         sizes[1] = ERRBUF_SIZE
-        local rc = f(self._fbuf, self._fsize, sizes, ...)
+        local rc = f(scratch, scratch_size, sizes, ...)
         if rc == OK then
-            return ffi_string(self._fbuf, sizes[0])
+            return ffi_string(scratch, sizes[0])
         end
 
         if rc == AGAIN then
             local need = tonumber(sizes[0])
-            if need <= self._fsize then
+            if need <= scratch_size then
                 return nil, "framer size probe failed"
             end
-            self._fsize = need
-            self._fbuf = ffi_new("char[?]", need)
+            scratch = ffi_new("char[?]", need)
+            scratch_size = need
 
         else
             return nil, ffi_string(self._errbuf, sizes[1])
@@ -544,7 +559,8 @@ local function slot_take(self, base)
     local reg = slots_by_pool[base]
     if not reg then
         local id = #slot_regs + 1
-        reg = { free = {}, nfree = 0, n = 0, state = {}, id = id }
+        reg = { free = {}, nfree = 0, n = 0, state = {}, id = id,
+                names = {} }
         slots_by_pool[base] = reg
         slot_regs[id] = reg
     end
@@ -565,7 +581,12 @@ local function slot_take(self, base)
     guard[0] = reg.id
     guard[1] = k
     self._slot_guard = ffi_gc(guard, slot_guard_gc)
-    return base .. "#" .. k, reg, k
+    local name = reg.names[k]
+    if not name then
+        name = base .. "#" .. k
+        reg.names[k] = name
+    end
+    return name, reg, k
 end
 
 
@@ -1160,7 +1181,26 @@ local function add_server(list, seen, s)
 end
 
 
+-- the server of connect(host, port) or connect("unix:/path")
+local function host_server(host, port)
+    if str_sub(tostring(host), 1, 5) == "unix:" then
+        return { host = host, key = host, unix = true }
+    end
+    local p = tonumber(port) or DEFAULT_PORT
+    return { host = host, port = p, key = host .. ":" .. p }
+end
+
+
 local function server_list(opts, host, port)
+    if host and not (opts and opts.servers) then
+        -- one server and none learnt from it (the usual case): nothing to
+        -- shuffle or to order by availability
+        local srv = host_server(host, port)
+        if not learned_urls[srv.key] then
+            return { srv }, srv.key
+        end
+    end
+
     local list = {}
     local seen = {}
     local cluster_key
@@ -1181,13 +1221,7 @@ local function server_list(opts, host, port)
         cluster_key = tab_concat(keys, ",")
 
     elseif host then
-        if str_sub(tostring(host), 1, 5) == "unix:" then
-            add_server(list, seen, { host = host, key = host, unix = true })
-        else
-            add_server(list, seen,
-                       { host = host, port = tonumber(port) or DEFAULT_PORT,
-                         key = host .. ":" .. (tonumber(port) or DEFAULT_PORT) })
-        end
+        add_server(list, seen, host_server(host, port))
         cluster_key = list[1].key
 
     else
@@ -1487,6 +1521,9 @@ local function pool_name(srv, opts)
     if opts and opts.pool then
         return opts.pool
     end
+    if not opts and not srv.user then
+        return srv.key
+    end
 
     local parts = { srv.key }
     if opts then
@@ -1770,12 +1807,12 @@ local function message_frames(self, subject, payload, reply, headers)
     -- LuaJIT from compiling a publish loop); a PUB line always fits
     local sizes = self._sizes
     sizes[1] = ERRBUF_SIZE
-    local rc = C.resty_nats_frame_pub(self._fbuf, self._fsize, sizes, subject,
+    local rc = C.resty_nats_frame_pub(scratch, scratch_size, sizes, subject,
                                       #subject, reply, rlen, #payload,
                                       self._max_payload, self._errbuf,
                                       self._errlen)
     if rc == OK then
-        return ffi_string(self._fbuf, sizes[0])
+        return ffi_string(scratch, sizes[0])
     end
     return frame_call(self, C.resty_nats_frame_pub, subject, #subject, reply,
                       rlen, #payload, self._max_payload, self._errbuf,
@@ -2009,7 +2046,7 @@ local function inbox_frames(self)
         return nil
     end
 
-    local buf = self._fbuf
+    local buf = scratch
     if C.resty_nats_random_token(buf, INBOX_TOKEN_LEN) ~= OK then
         return nil, "no randomness for the inbox"
     end
@@ -2039,7 +2076,7 @@ local function send_request(self, subject, payload, headers, entry)
 
     -- unpredictable: the inbox outlives a checkout, and a responder of an
     -- earlier user must not be able to answer a later user's request
-    local buf = self._fbuf
+    local buf = scratch
     if C.resty_nats_random_token(buf, REPLY_TOKEN_LEN) ~= OK then
         return nil, "no randomness for the reply token"
     end
