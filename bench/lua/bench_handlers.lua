@@ -261,6 +261,28 @@ end
 
 
 
+-- one request over a bare cosocket subscribed to inbox .. "*": PUB to
+-- bench.echo with the reply subject inbox .. "r", then the MSG line
+-- (answering the server's PINGs) and the payload; returns the payload or
+-- nil, err
+local function raw_exchange(sock, inbox)
+    local ok, err = sock:send("PUB bench.echo " .. inbox .. "r 4\r\nping\r\n")
+    if not ok then
+        return nil, err
+    end
+    local line
+    line, err = sock:receive("*l")
+    while line == "PING" do
+        sock:send("PONG\r\n")
+        line, err = sock:receive("*l")
+    end
+    if not line or line:sub(1, 4) ~= "MSG " then
+        return nil, err or line
+    end
+    return sock:receive("*l")
+end
+
+
 -- GET /cpu?n=N: the worker's CPU time (os.clock: user + system of the
 -- process) per request over N sequential requests to bench.echo on one
 -- connection: with a raw cosocket (PUB with a reply subject, then read
@@ -302,20 +324,7 @@ function _M.cpu()
     end
     local raw
     raw, err = measure(function()
-        local _, e = sock:send("PUB bench.echo _INBOX.cpuraw.1 4\r\nping\r\n")
-        if e then
-            return nil, e
-        end
-        local l
-        l, e = sock:receive("*l")
-        while l == "PING" do
-            sock:send("PONG\r\n")
-            l, e = sock:receive("*l")
-        end
-        if not l then
-            return nil, e
-        end
-        return sock:receive("*l")
+        return raw_exchange(sock, "_INBOX.cpuraw.")
     end)
     sock:close()
     if not raw then
@@ -378,24 +387,13 @@ function _M.raw()
                   .. inbox .. "* 1\r\n")
     end
 
-    local line
-    ok, err = sock:send("PUB bench.echo " .. inbox .. "r 4\r\nping\r\n")
-    if ok then
-        line, err = sock:receive("*l")
-        while line == "PING" do
-            sock:send("PONG\r\n")
-            line, err = sock:receive("*l")
-        end
-    end
     local payload
-    if line and line:sub(1, 4) == "MSG " then
-        payload, err = sock:receive("*l")
-    end
+    payload, err = raw_exchange(sock, inbox)
     if not payload then
         sock:close()
         raw_nfree = raw_nfree + 1
         raw_free[raw_nfree] = k
-        ngx.log(ngx.ERR, "raw: request: ", err or line)
+        ngx.log(ngx.ERR, "raw: request: ", err)
         return ngx.exit(502)
     end
 

@@ -1192,12 +1192,17 @@ end
 
 
 local function server_list(opts, host, port)
-    if host and not (opts and opts.servers) then
-        -- one server and none learnt from it (the usual case): nothing to
-        -- shuffle or to order by availability
-        local srv = host_server(host, port)
-        if not learned_urls[srv.key] then
-            return { srv }, srv.key
+    local servers = opts and opts.servers
+    local first
+    if not servers then
+        if not host then
+            return nil, "no server to connect to"
+        end
+        first = host_server(host, port)
+        if not learned_urls[first.key] then
+            -- one server and none learnt from it (the usual case): nothing
+            -- to shuffle or to order by availability
+            return { first }, first.key
         end
     end
 
@@ -1205,12 +1210,12 @@ local function server_list(opts, host, port)
     local seen = {}
     local cluster_key
 
-    if opts and opts.servers then
-        if type(opts.servers) ~= "table" or #opts.servers == 0 then
+    if servers then
+        if type(servers) ~= "table" or #servers == 0 then
             return nil, "opts.servers must be a non-empty list"
         end
         local keys = {}
-        for _, url in ipairs(opts.servers) do
+        for _, url in ipairs(servers) do
             local s, err = parse_url(url)
             if not s then
                 return nil, err
@@ -1220,12 +1225,9 @@ local function server_list(opts, host, port)
         end
         cluster_key = tab_concat(keys, ",")
 
-    elseif host then
-        add_server(list, seen, host_server(host, port))
-        cluster_key = list[1].key
-
     else
-        return nil, "no server to connect to"
+        add_server(list, seen, first)
+        cluster_key = first.key
     end
 
     local known = learned_urls[cluster_key]
