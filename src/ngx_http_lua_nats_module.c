@@ -6,6 +6,15 @@
  * directives: it exists so that the protocol core (resty_nats_* in
  * resty_nats.h, linked whole into this module) is loaded into every
  * worker with RTLD_GLOBAL, where LuaJIT's ffi.C finds it.
+ *
+ * It also reads, for the Lua side, the cosocket settings of nginx.conf
+ * that apply to a request (ngx_http_lua_nats_ffi_socket_conf): the
+ * lua_socket_*_timeout values a cosocket created there starts with, and
+ * lua_socket_pool_size. lua-nginx-module's configuration struct is
+ * private and changes between releases, so the fields are found through
+ * that module's own directive table: each of these directives is an
+ * ngx_conf_set_msec_slot or ngx_conf_set_num_slot with the offset of its
+ * field.
  */
 
 
@@ -17,6 +26,30 @@
 
 
 static ngx_int_t ngx_http_lua_nats_init_process(ngx_cycle_t *cycle);
+static void ngx_http_lua_nats_find_socket_conf(ngx_cycle_t *cycle);
+
+int ngx_http_lua_nats_ffi_socket_conf(ngx_http_request_t *r,
+    uint64_t *out);
+
+
+#define NGX_HTTP_LUA_NATS_NCONF  4
+
+/* in the order of ngx_http_lua_nats_ffi_socket_conf's out[] */
+static ngx_str_t  ngx_http_lua_nats_conf_names[] = {
+    ngx_string("lua_socket_connect_timeout"),
+    ngx_string("lua_socket_send_timeout"),
+    ngx_string("lua_socket_read_timeout"),
+    ngx_string("lua_socket_pool_size")
+};
+
+
+/*
+ * per worker: lua-nginx-module's ctx_index (NGX_ERROR: not found) and the
+ * offsets of the fields in its location configuration
+ */
+static ngx_int_t   ngx_http_lua_nats_lua_index = NGX_ERROR;
+static size_t      ngx_http_lua_nats_conf_offsets[NGX_HTTP_LUA_NATS_NCONF];
+static ngx_uint_t  ngx_http_lua_nats_pool_size_known;
 
 
 static ngx_http_module_t  ngx_http_lua_nats_module_ctx = {
@@ -62,6 +95,117 @@ ngx_http_lua_nats_init_process(ngx_cycle_t *cycle)
                    v / 10000, v / 100 % 100, v % 100);
 
     (void) v;
+
+    ngx_http_lua_nats_find_socket_conf(cycle);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_lua_nats_find_socket_conf(ngx_cycle_t *cycle)
+{
+    char           *(*want)(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+    ngx_str_t      *name;
+    ngx_uint_t      i, k, found;
+    ngx_module_t   *m, *lua;
+    ngx_command_t  *cmd;
+
+    ngx_http_lua_nats_lua_index = NGX_ERROR;
+    ngx_http_lua_nats_pool_size_known = 0;
+
+    lua = NULL;
+
+    for (i = 0; cycle->modules[i] != NULL; i++) {
+        m = cycle->modules[i];
+
+        if (m->type == NGX_HTTP_MODULE && m->name != NULL
+            && ngx_strcmp(m->name, "ngx_http_lua_module") == 0)
+        {
+            lua = m;
+            break;
+        }
+    }
+
+    if (lua == NULL || lua->commands == NULL) {
+        ngx_log_error(NGX_LOG_INFO, cycle->log, 0,
+                      "lua nats: ngx_http_lua_module not found, "
+                      "lua_socket_* settings unknown");
+        return;
+    }
+
+    found = 0;
+
+    for (k = 0; k < NGX_HTTP_LUA_NATS_NCONF; k++) {
+        name = &ngx_http_lua_nats_conf_names[k];
+        want = (k < 3) ? ngx_conf_set_msec_slot : ngx_conf_set_num_slot;
+
+        for (cmd = lua->commands; cmd->name.len; cmd++) {
+            if (cmd->name.len != name->len
+                || ngx_strncmp(cmd->name.data, name->data, name->len) != 0)
+            {
+                continue;
+            }
+
+            if (cmd->set != want || cmd->conf != NGX_HTTP_LOC_CONF_OFFSET) {
+                break;
+            }
+
+            ngx_http_lua_nats_conf_offsets[k] = cmd->offset;
+            found |= 1 << k;
+            break;
+        }
+    }
+
+    /* the three timeouts are needed, the pool size is optional */
+    if ((found & 7) != 7) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "lua nats: the lua_socket_*_timeout directives of "
+                      "ngx_http_lua_module are not recognized");
+        return;
+    }
+
+    ngx_http_lua_nats_pool_size_known = (found & 8) ? 1 : 0;
+
+    ngx_http_lua_nats_lua_index = lua->ctx_index;
+}
+
+
+/*
+ * out[0..2]: the lua_socket_connect/send/read_timeout (ms) in effect for
+ * r (a request, or the fake request of a timer: its location's values),
+ * out[3]: lua_socket_pool_size (0: unknown). NGX_OK, NGX_DECLINED when
+ * the timeouts cannot be known (no lua module, or one whose directives
+ * are not the slots expected), NGX_ERROR without r or out.
+ */
+int
+ngx_http_lua_nats_ffi_socket_conf(ngx_http_request_t *r, uint64_t *out)
+{
+    u_char      *conf;
+    size_t      *off;
+    ngx_uint_t   k;
+
+    if (r == NULL || out == NULL || r->loc_conf == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_lua_nats_lua_index == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    conf = r->loc_conf[ngx_http_lua_nats_lua_index];
+    if (conf == NULL) {
+        return NGX_DECLINED;
+    }
+
+    off = ngx_http_lua_nats_conf_offsets;
+
+    for (k = 0; k < 3; k++) {
+        out[k] = *(ngx_msec_t *) (conf + off[k]);
+    }
+
+    out[3] = ngx_http_lua_nats_pool_size_known
+             ? *(ngx_uint_t *) (conf + off[3]) : 0;
 
     return NGX_OK;
 }

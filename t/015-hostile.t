@@ -11,7 +11,7 @@ use TestNats;
 use HostileNats;
 
 my $mb = 1024 * 1024;
-my $ports = HostileNats->start({
+HostileNats->start({
     no_info        => [],
     http_greeting  => [[send => "HTTP/1.1 400 Bad Request\r\n"
                                 . "Content-Length: 0\r\n\r\n"]],
@@ -38,9 +38,6 @@ my $ports = HostileNats->start({
     binary_garbage => [['handshake'], [sleep => 0.2],
                        [send => "\x00\xff\xfe garbage\r\n"]],
 });
-for my $name (keys %$ports) {
-    $ENV{"TEST_NGINX_HOSTILE_" . uc $name} = $ports->{$name};
-}
 
 add_block_preprocessor(sub {
     my $block = shift;

@@ -340,6 +340,28 @@ end
 
 local C = load_core()
 
+-- nginx.conf's cosocket settings where the caller runs (its location; a
+-- timer's: where it was created), read by the nginx module: the
+-- lua_socket_connect/send/read_timeout a cosocket created there starts
+-- with, and lua_socket_pool_size. nil where they cannot be known (plain
+-- LuaJIT, no lua-resty-core, an nginx module without the call).
+local socket_conf, get_request
+do
+    local ok, base = pcall(require, "resty.core.base")
+    if ok and type(base) == "table" and base.get_request then
+        get_request = base.get_request
+        pcall(ffi.cdef, [[
+int ngx_http_lua_nats_ffi_socket_conf(void *r, uint64_t *out);
+]])
+        if pcall(function()
+                     return ffi.C.ngx_http_lua_nats_ffi_socket_conf
+                 end)
+        then
+            socket_conf = ffi.C.ngx_http_lua_nats_ffi_socket_conf
+        end
+    end
+end
+
 -- optional: concurrent synchronous requests on one object (lua-resty-core)
 local semaphore
 do
@@ -364,7 +386,7 @@ local EV_ERR = 7
 local STATUS_INVALID_HEADERS = -1   -- RESTY_NATS_STATUS_INVALID_HEADERS
 
 local READ_SIZE = 65536
--- lua_socket_read_timeout's default, for deadlines when no timeout is set
+-- lua_socket_*_timeout's default: the timeouts where they cannot be read
 local DEFAULT_TIMEOUT = 60000
 local ERRBUF_SIZE = 256
 local FRAME_SIZE = 4096
@@ -378,6 +400,7 @@ local REPLY_TOKEN_LEN = 12              -- [A-Za-z0-9]: 71 bits
 -- was a 4 KiB allocation per connect for the garbage collector.
 local scratch = ffi_new("char[?]", FRAME_SIZE)
 local scratch_size = FRAME_SIZE
+local scratch_u64 = ffi_new("uint64_t[4]")    -- the same, for numbers
 
 -- a table with room for an object's fields (table.new: no rehash as
 -- connect fills it in), or a plain table without LuaJIT's extension
@@ -389,7 +412,7 @@ end
 local OBJECT_FIELDS = 40
 local DEFAULT_POOL_SIZE = 30            -- lua_socket_pool_size's default
 local DEFAULT_MAX_PAYLOAD = 1048576
-local DEFAULT_REQUEST_TIMEOUT = 5000    -- ms, without a read timeout
+local DEFAULT_REQUEST_TIMEOUT = 5000    -- ms, at most: see request()
 local DEFAULT_PORT = 4222
 local SERVER_DOWN_TIME = 2              -- s a failed server is tried last
 
@@ -477,6 +500,67 @@ function _M.set_timeouts(self, connect_timeout, send_timeout, read_timeout)
     sock:settimeouts(connect_timeout, send_timeout, read_timeout)
     self._timeouts = { connect_timeout, send_timeout, read_timeout }
     return true
+end
+
+
+-- Timeouts. One rule everywhere: what the call says, else what
+-- set_timeout(s) (or connect's timeout options) said, else what nginx.conf
+-- says for cosockets where the caller runs (lua_socket_*_timeout; 0 in
+-- set_timeouts also means that, as for tcpsock:settimeouts). A default of
+-- ours never replaces a configured value.
+
+-- the connect, send and read timeouts of the caller's location (ms)
+local function location_timeouts()
+    if socket_conf then
+        local r = get_request()
+        if r and socket_conf(r, scratch_u64) == OK then
+            return tonumber(scratch_u64[0]), tonumber(scratch_u64[1]),
+                   tonumber(scratch_u64[2])
+        end
+    end
+    return DEFAULT_TIMEOUT, DEFAULT_TIMEOUT, DEFAULT_TIMEOUT
+end
+_M._location_timeouts = location_timeouts   -- for the test suites
+
+
+-- lua_socket_pool_size where the caller runs
+local function location_pool_size()
+    if socket_conf then
+        local r = get_request()
+        if r and socket_conf(r, scratch_u64) == OK and scratch_u64[3] > 0 then
+            return tonumber(scratch_u64[3])
+        end
+    end
+    return DEFAULT_POOL_SIZE
+end
+_M._location_pool_size = location_pool_size
+
+
+-- the read timeout set on this object (ms), or nil
+local function explicit_read_timeout(self)
+    local to = self._timeouts
+    local rt = to and to[3]
+    if rt and rt > 0 then
+        return rt
+    end
+    return nil
+end
+
+
+-- the read timeout in effect (ms): set on the object, else nginx.conf's;
+-- it bounds every wait of a call as a whole
+local function read_timeout(self)
+    local rt = explicit_read_timeout(self)
+    if rt then
+        return rt
+    end
+    rt = self._loc_rt       -- one location per object: read it once
+    if not rt then
+        local _
+        _, _, rt = location_timeouts()
+        self._loc_rt = rt
+    end
+    return rt
 end
 
 
@@ -797,13 +881,12 @@ local function read_event(self, deadline)
             if left <= 0 then
                 return nil, "timeout"
             end
-            if to then
-                if left < to[3] then
+            if left < read_timeout(self) then
+                if to then
                     sock:settimeouts(to[1], to[2], left)
-                    restore = true
+                else
+                    sock:settimeout(left)
                 end
-            else
-                sock:settimeout(left)
                 restore = true
             end
         end
@@ -1106,12 +1189,6 @@ local function read_until(self, deadline, rt, stop, keep_going, arg)
 end
 
 
-local function read_timeout(self)
-    local to = self._timeouts
-    return to and to[3]
-end
-
-
 local function now_ms()
     ngx_update_time()
     return ngx_now() * 1000
@@ -1360,7 +1437,7 @@ end
 local function handshake(self, srv, opts)
     -- the read timeout bounds the whole exchange, not each read: a server
     -- dribbling its INFO a byte at a time cannot hold connect() longer
-    local deadline = now_ms() + (read_timeout(self) or DEFAULT_TIMEOUT)
+    local deadline = now_ms() + read_timeout(self)
     local ev, err = next_event(self, deadline)
     if not ev then
         return nil, err
@@ -1556,8 +1633,15 @@ local function connect_one(self, srv, opts)
         local ct, st, rt = opts.connect_timeout, opts.send_timeout,
                            opts.read_timeout
         if ct or st or rt then
-            local to = self._timeouts or { 60000, 60000, 60000 }
-            self:set_timeouts(ct or to[1], st or to[2], rt or to[3])
+            -- an option left out keeps what was set, else nginx.conf's
+            local to = self._timeouts
+            local lct, lst, lrt
+            if to then
+                lct, lst, lrt = to[1], to[2], to[3]
+            else
+                lct, lst, lrt = location_timeouts()
+            end
+            self:set_timeouts(ct or lct, st or lst, rt or lrt)
         end
     end
 
@@ -2142,8 +2226,15 @@ function _M.request(self, subject, payload, opts)
     end
 
     payload = check_payload(payload, "request")
-    local timeout = opts and opts.timeout or read_timeout(self)
-                    or DEFAULT_REQUEST_TIMEOUT
+    -- default: the read timeout set on the object, else 5 s but never
+    -- longer than nginx.conf's lua_socket_read_timeout
+    local timeout = opts and opts.timeout or explicit_read_timeout(self)
+    if not timeout then
+        timeout = read_timeout(self)
+        if timeout > DEFAULT_REQUEST_TIMEOUT then
+            timeout = DEFAULT_REQUEST_TIMEOUT
+        end
+    end
     if type(timeout) ~= "number" or timeout <= 0 then
         error("bad timeout for 'request' (a positive number of ms expected)",
               2)
@@ -2223,7 +2314,7 @@ function _M.wait(self, quantity)
     -- the last byte: server PINGs do not keep wait() from timing out
     local rt = read_timeout(self)
     local deadline
-    if rt and rt > 0 then
+    if rt > 0 then
         deadline = now_ms() + rt
     else
         rt = nil
@@ -2261,9 +2352,9 @@ function _M.flush(self, timeout)
     if not mine then
         return false, err
     end
-    local deadline
     timeout = timeout or read_timeout(self)
-    if timeout then
+    local deadline
+    if timeout > 0 then
         deadline = now_ms() + timeout
     end
 
@@ -2391,7 +2482,7 @@ function _M.set_keepalive(self, timeout, size)
     -- reaching the idle pooled connection gets it closed, not answered)
 
     local reg, slot = self._slot_reg, self._slot
-    local cap = size or self._pool_cap or DEFAULT_POOL_SIZE
+    local cap = size or self._pool_cap or location_pool_size()
     if not reg or slot > cap then
         -- more connections idle than the pool holds: as a full cosocket
         -- pool does with its oldest one, close it
@@ -2482,7 +2573,7 @@ local function settle(self)
     if not mine then
         return
     end
-    local deadline = now_ms() + (read_timeout(self) or DEFAULT_TIMEOUT)
+    local deadline = now_ms() + read_timeout(self)
     while self._connected and self._pongs < mine do
         local ev = next_event(self, deadline)
         if not ev then

@@ -1,11 +1,12 @@
 package HostileNats;
 
-# Scripted hostile servers for t/015-hostile.t: one listener per scenario
-# on a free loopback port, each connection served by a child that plays
-# the scenario's steps whatever the client sends (what the client sends
-# is read and thrown away, so its writes never block).
+# Scripted hostile servers for t/015-hostile.t and t/018-timeouts.t: one
+# listener per scenario on a free loopback port, each connection served by
+# a child that plays the scenario's steps whatever the client sends (what
+# the client sends is read and thrown away, so its writes never block).
 #
 #   my $ports = HostileNats->start(\%scenarios);  # { name => port }
+#       (each port also in $ENV{TEST_NGINX_HOSTILE_<NAME>})
 #   HostileNats->stop;                             # also at END
 #
 # Steps:
@@ -14,6 +15,9 @@ package HostileNats;
 #   [send => $bytes]
 #   [dribble => $bytes, $secs] one byte every $secs seconds
 #   [sleep => $secs]           (reading and discarding meanwhile)
+#   [await_client => $secs]    wait until the client sends something (a
+#                              server that wants the client to speak
+#                              first); close if it does not within $secs
 #   ['close']                  close the connection now
 # After the last step the connection stays open (still discarding) until
 # the client closes it or 30 s pass.
@@ -41,6 +45,7 @@ sub start {
             ReuseAddr => 1, Proto => 'tcp',
         ) or die "HostileNats: cannot listen: $!\n";
         $ports{$name} = $listen->sockport;
+        $ENV{"TEST_NGINX_HOSTILE_" . uc $name} = $ports{$name};
 
         my $pid = fork();
         die "HostileNats: fork: $!\n" unless defined $pid;
@@ -120,6 +125,10 @@ sub play {
             }
         } elsif ($op eq 'sleep') {
             return unless discard($c, $a[0]);
+        } elsif ($op eq 'await_client') {
+            my $sel = IO::Select->new($c);
+            return unless $sel->can_read($a[0]);
+            return unless sysread($c, my $chunk, 65536);
         } elsif ($op eq 'close') {
             return;
         }
