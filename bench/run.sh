@@ -20,8 +20,9 @@
 #   WAIT_IDLE=0       before the start and before every measured run, wait
 #                     for the machine to be idle (under 15% CPU busy), up to
 #                     this many seconds in all: for machines shared with others
-#   LUA_DIR=lua       where resty/nats.lua is taken from (to compare another
-#                     version: git show REV:lua/resty/nats.lua > DIR/resty/nats.lua)
+#   LUA_DIR=lua       where resty/nats.lua and resty/nats/ are taken from (to
+#                     compare another version: git archive REV lua | tar -x -C DIR,
+#                     then LUA_DIR=DIR/lua)
 #   JIT_LOG=v|dump    write LuaJIT's jit.v (or jit.dump) log of each nginx
 #                     worker to $BUILD_DIR/bench-run/jit/*.log
 #   PERF=1            record the 1-worker gateway run with perf (if
@@ -303,7 +304,7 @@ BUSY_START=$(cpu_busy 2)
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "RUNS=$RUNS N=$N DURATION=${DURATION}s, nats-server $(nats-server --version | awk '{print $NF}'), libnats $(pkg-config --modversion libnats), nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||'), $LUA_MODULE"
-echo "code: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [ -n "$(git -C "$REPO" status --porcelain -- lua src 2>/dev/null)" ] && echo ' + uncommitted changes in lua/ or src/'), $LUA_DIR/resty/nats.lua md5 $(md5sum "$LUA_DIR/resty/nats.lua" | cut -c1-12); load average at start: $(cut -d' ' -f1-3 /proc/loadavg), CPU busy before start: ${BUSY_START}%"
+echo "code: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [ -n "$(git -C "$REPO" status --porcelain -- lua src 2>/dev/null)" ] && echo ' + uncommitted changes in lua/ or src/'), $LUA_DIR/resty Lua md5 $(cat "$LUA_DIR/resty/nats.lua" "$LUA_DIR"/resty/nats/*.lua 2>/dev/null | md5sum | cut -c1-12); load average at start: $(cut -d' ' -f1-3 /proc/loadavg), CPU busy before start: ${BUSY_START}%"
 echo "scenarios: $SCENARIOS"
 echo
 

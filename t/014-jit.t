@@ -1,7 +1,8 @@
 # vim:set ft= ts=4 sw=4 et:
 # The hot paths compile: a publish loop, the receive loop of wait() and
 # the pooled request path (connect, synchronous request, set_keepalive)
-# hit nothing LuaJIT cannot compile (NYI) in lua/resty/nats.lua (jit.v).
+# hit nothing LuaJIT cannot compile (NYI) in lua/resty/nats.lua and
+# lua/resty/nats/*.lua (jit.v).
 # Other aborts ("leaving loop in root trace") are transient recorder
 # choices, retried by LuaJIT: not counted.
 
@@ -46,7 +47,7 @@ __DATA__
             os.remove(log)
             local aborts, traces = {}, 0
             for line in text:gmatch("[^\n]+") do
-                if line:find("nats.lua", 1, true) then
+                if line:find("nats%.lua") or line:find("nats/[%w_]+%.lua") then
                     if line:match("^%[TRACE %-%-%-") and line:find("NYI", 1, true) then
                         aborts[#aborts + 1] = line
                     elseif line:match("^%[TRACE +%d") then
@@ -55,8 +56,8 @@ __DATA__
                 end
             end
             ngx.say("received: ", got == 23000 * 16)
-            ngx.say("traces in nats.lua: ", traces > 0)
-            ngx.say("NYI aborts in nats.lua: ", #aborts)
+            ngx.say("traces in resty.nats: ", traces > 0)
+            ngx.say("NYI aborts in resty.nats: ", #aborts)
             for _, a in ipairs(aborts) do ngx.say(a) end
         }
     }
@@ -64,8 +65,8 @@ __DATA__
 GET /t
 --- response_body
 received: true
-traces in nats.lua: true
-NYI aborts in nats.lua: 0
+traces in resty.nats: true
+NYI aborts in resty.nats: 0
 --- no_error_log
 [error]
 
@@ -101,13 +102,14 @@ NYI aborts in nats.lua: 0
             os.remove(log)
             local aborts = {}
             for line in text:gmatch("[^\n]+") do
-                if line:find("nats.lua", 1, true) and line:match("^%[TRACE %-%-%-")
+                if (line:find("nats%.lua") or line:find("nats/[%w_]+%.lua"))
+                   and line:match("^%[TRACE %-%-%-")
                    and line:find("NYI", 1, true) then
                     aborts[#aborts + 1] = line
                 end
             end
             ngx.say("replies: ", ok)
-            ngx.say("NYI aborts in nats.lua: ", #aborts)
+            ngx.say("NYI aborts in resty.nats: ", #aborts)
             for _, a in ipairs(aborts) do ngx.say(a) end
         }
     }
@@ -115,6 +117,6 @@ NYI aborts in nats.lua: 0
 GET /t
 --- response_body
 replies: 2000
-NYI aborts in nats.lua: 0
+NYI aborts in resty.nats: 0
 --- no_error_log
 [error]
