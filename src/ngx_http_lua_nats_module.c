@@ -15,6 +15,12 @@
  * that module's own directive table: each of these directives is an
  * ngx_conf_set_msec_slot or ngx_conf_set_num_slot with the offset of its
  * field.
+ *
+ * And it tells the Lua side when a request has ended, for what a shared
+ * connection holds on a request's behalf (a request-scoped subscription):
+ * ngx_http_lua_nats_ffi_on_request_end() adds a cleanup to the request's
+ * pool that records an id, ngx_http_lua_nats_ffi_ended() hands the ids
+ * recorded since its last call to the connection, which polls it.
  */
 
 
@@ -28,8 +34,14 @@
 static ngx_int_t ngx_http_lua_nats_init_process(ngx_cycle_t *cycle);
 static void ngx_http_lua_nats_find_socket_conf(ngx_cycle_t *cycle);
 
+static void ngx_http_lua_nats_request_ended(void *data);
+static ngx_int_t ngx_http_lua_nats_record_ended(uint64_t id);
+
 int ngx_http_lua_nats_ffi_socket_conf(ngx_http_request_t *r,
     uint64_t *out);
+int ngx_http_lua_nats_ffi_on_request_end(ngx_http_request_t *r,
+    uint64_t id);
+int ngx_http_lua_nats_ffi_ended(uint64_t *out, int max);
 
 
 #define NGX_HTTP_LUA_NATS_NCONF  4
@@ -50,6 +62,11 @@ static ngx_str_t  ngx_http_lua_nats_conf_names[] = {
 static ngx_int_t   ngx_http_lua_nats_lua_index = NGX_ERROR;
 static size_t      ngx_http_lua_nats_conf_offsets[NGX_HTTP_LUA_NATS_NCONF];
 static ngx_uint_t  ngx_http_lua_nats_pool_size_known;
+
+/* per worker: ids of ended requests not yet taken (a FIFO) */
+static uint64_t   *ngx_http_lua_nats_ended_ids;
+static size_t      ngx_http_lua_nats_ended_n;
+static size_t      ngx_http_lua_nats_ended_cap;
 
 
 static ngx_http_module_t  ngx_http_lua_nats_module_ctx = {
@@ -208,4 +225,93 @@ ngx_http_lua_nats_ffi_socket_conf(ngx_http_request_t *r, uint64_t *out)
              ? *(ngx_uint_t *) (conf + off[3]) : 0;
 
     return NGX_OK;
+}
+
+
+/*
+ * Records id when r ends (its pool is destroyed: the request finished,
+ * failed, or the client went away and the request was finalized; for a
+ * timer, when it returns). NGX_OK, or NGX_ERROR (no r, no memory).
+ */
+int
+ngx_http_lua_nats_ffi_on_request_end(ngx_http_request_t *r, uint64_t id)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (r == NULL || r->pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(uint64_t));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    *(uint64_t *) cln->data = id;
+    cln->handler = ngx_http_lua_nats_request_ended;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_lua_nats_request_ended(void *data)
+{
+    if (ngx_http_lua_nats_record_ended(*(uint64_t *) data) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "lua nats: no memory to record an ended request");
+    }
+}
+
+
+static ngx_int_t
+ngx_http_lua_nats_record_ended(uint64_t id)
+{
+    size_t     cap;
+    uint64_t  *ids;
+
+    if (ngx_http_lua_nats_ended_n == ngx_http_lua_nats_ended_cap) {
+        cap = ngx_http_lua_nats_ended_cap ? ngx_http_lua_nats_ended_cap * 2
+                                          : 64;
+        ids = realloc(ngx_http_lua_nats_ended_ids, cap * sizeof(uint64_t));
+        if (ids == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_lua_nats_ended_ids = ids;
+        ngx_http_lua_nats_ended_cap = cap;
+    }
+
+    ngx_http_lua_nats_ended_ids[ngx_http_lua_nats_ended_n++] = id;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Moves up to max recorded ids, oldest first, into out; returns how many
+ * (0 when none, or when out is NULL or max < 1).
+ */
+int
+ngx_http_lua_nats_ffi_ended(uint64_t *out, int max)
+{
+    size_t  n, rest;
+
+    if (out == NULL || max < 1 || ngx_http_lua_nats_ended_n == 0) {
+        return 0;
+    }
+
+    n = ngx_min((size_t) max, ngx_http_lua_nats_ended_n);
+    ngx_memcpy(out, ngx_http_lua_nats_ended_ids, n * sizeof(uint64_t));
+
+    rest = ngx_http_lua_nats_ended_n - n;
+    if (rest) {
+        ngx_memmove(ngx_http_lua_nats_ended_ids,
+                    ngx_http_lua_nats_ended_ids + n,
+                    rest * sizeof(uint64_t));
+    }
+
+    ngx_http_lua_nats_ended_n = rest;
+
+    return (int) n;
 }

@@ -10,54 +10,9 @@
 use lib 't/lib';
 use TestNats;
 use NatsServer;
-use IO::Socket::INET;
-use POSIX ();
 
-# the server that comes and goes, owned by a control process that
-# answers "stop", "kill" and "start" (one line each) on $ctl_port
-my $nats_port = NatsServer::free_port();
-my $ctl_port = NatsServer::free_port();
-my $dir = NatsServer::new_dir();
-my $ctl_listen = IO::Socket::INET->new(
-    LocalAddr => '127.0.0.1', LocalPort => $ctl_port, Listen => 8,
-    ReuseAddr => 1) or die "control port: $!";
-my $ctl_pid = fork();
-die "fork: $!" unless defined $ctl_pid;
-if ($ctl_pid == 0) {
-    my $s = NatsServer->start(name => 'faulty', dir => $dir,
-                              port_values => { port => $nats_port },
-                              conf => "listen: 127.0.0.1:\$port\n");
-    $SIG{TERM} = sub { $s->stop; POSIX::_exit(0) };
-    alarm 900;
-    while (my $c = $ctl_listen->accept) {
-        while (defined(my $cmd = <$c>)) {
-            $cmd =~ s/\s+$//;
-            if ($cmd eq 'stop') {
-                $s->stop;
-            } elsif ($cmd eq 'kill') {
-                kill 'KILL', $s->{pid} if $s->{pid};
-                waitpid $s->{pid}, 0 if $s->{pid};
-                $s->{pid} = 0;
-            } elsif ($cmd eq 'start') {
-                eval { $s->restart; 1 } or do {
-                    print $c "failed: $@\n";
-                    next;
-                };
-            }
-            print $c "ok $cmd\n";
-        }
-        close $c;
-    }
-    $s->stop;
-    POSIX::_exit(0);
-}
-close $ctl_listen;
-END { if ($ctl_pid) { kill 'TERM', $ctl_pid; waitpid $ctl_pid, 0 } }
-for (1 .. 100) {
-    last if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $nats_port);
-    select undef, undef, undef, 0.1;
-}
+# the server that comes and goes (stop/kill/start through ctl())
+my ($nats_port, $ctl_port) = NatsServer->controlled(name => 'faulty');
 
 # a server with a small per-client pending limit, for the slow consumer
 my $slow = NatsServer->start(name => 'slow', conf => <<'CONF');

@@ -9,7 +9,8 @@
 -- (nginx.conf's cosocket settings, the timeout rule), servers (URLs,
 -- server lists), wire (the connection layer: frames out, events in),
 -- handshake (INFO, TLS, CONNECT, auth), subs (subscriptions, the request
--- inbox), pool (pooled connections and their state), nkeys.
+-- inbox), pool (pooled connections and their state), shared (the
+-- worker's long-lived connections: nats.shared), nkeys.
 
 local ffi = require "ffi"
 local core = require "resty.nats.core"
@@ -96,6 +97,10 @@ local tab_concat = table.concat
 
 local _M = { _VERSION = core.VERSION }
 local mt = { __index = _M }
+
+-- nats.shared(name [, opts]): the worker's long-lived connection "name"
+-- (resty/nats/shared.lua)
+_M.shared = require("resty.nats.shared").shared
 
 -- the test suites read nginx.conf's settings through these
 _M._location_timeouts = location_timeouts

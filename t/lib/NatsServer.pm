@@ -9,6 +9,12 @@ package NatsServer;
 #   CONF
 #   $s->port('port'); $s->log_file; $s->stop; $s->restart;
 #
+# A server that the handlers of a suite stop, kill and start again,
+# through a control process that answers "stop", "kill" and "start" (one
+# line each, answered "ok <cmd>") on a control port:
+#
+#   my ($port, $ctl_port) = NatsServer->controlled(name => 'faulty');
+#
 # Every "$name" of ports in the configuration is replaced by a free port.
 # Servers are stopped at END.
 
@@ -21,6 +27,7 @@ use POSIX ();
 use Time::HiRes qw(sleep);
 
 my @Running;
+my @Controllers;
 
 sub free_port {
     my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
@@ -90,6 +97,64 @@ sub stop {
     $self->{pid} = 0;
 }
 
-END { local $?; $_->stop for @Running }
+sub controlled {
+    my ($class, %a) = @_;
+    my $port = free_port();
+    my $ctl_port = free_port();
+    my $dir = new_dir();
+    my $name = $a{name} || 'controlled';
+    my $listen = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => $ctl_port, Listen => 8,
+        ReuseAddr => 1) or die "control port: $!";
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        @Running = ();
+        my $s = $class->start(name => $name, dir => $dir,
+                              port_values => { port => $port },
+                              conf => $a{conf}
+                                      || "listen: 127.0.0.1:\$port\n");
+        $SIG{TERM} = sub { $s->stop; POSIX::_exit(0) };
+        alarm 900;
+        while (my $c = $listen->accept) {
+            while (defined(my $cmd = <$c>)) {
+                $cmd =~ s/\s+$//;
+                if ($cmd eq 'stop') {
+                    $s->stop;
+                } elsif ($cmd eq 'kill') {
+                    kill 'KILL', $s->{pid} if $s->{pid};
+                    waitpid $s->{pid}, 0 if $s->{pid};
+                    $s->{pid} = 0;
+                } elsif ($cmd eq 'start') {
+                    eval { $s->restart; 1 } or do {
+                        print $c "failed: $@\n";
+                        next;
+                    };
+                }
+                print $c "ok $cmd\n";
+            }
+            close $c;
+        }
+        $s->stop;
+        POSIX::_exit(0);
+    }
+    close $listen;
+    push @Controllers, $pid;
+    for (1 .. 100) {
+        last if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port);
+        sleep 0.1;
+    }
+    return ($port, $ctl_port);
+}
+
+END {
+    local $?;
+    $_->stop for @Running;
+    for my $pid (@Controllers) {
+        kill 'TERM', $pid;
+        waitpid $pid, 0;
+    }
+}
 
 1;

@@ -351,12 +351,24 @@ do
         _M.get_request = base.get_request
         pcall(ffi.cdef, [[
 int ngx_http_lua_nats_ffi_socket_conf(void *r, uint64_t *out);
+int ngx_http_lua_nats_ffi_on_request_end(void *r, uint64_t id);
+int ngx_http_lua_nats_ffi_ended(uint64_t *out, int max);
 ]])
         if pcall(function()
                      return ffi.C.ngx_http_lua_nats_ffi_socket_conf
                  end)
         then
             _M.socket_conf = ffi.C.ngx_http_lua_nats_ffi_socket_conf
+        end
+        -- request ends, for what a shared connection holds on a request's
+        -- behalf: on_request_end(r, id) records id when r ends, ended(buf,
+        -- max) takes the ids recorded since
+        if pcall(function()
+                     return ffi.C.ngx_http_lua_nats_ffi_ended
+                 end)
+        then
+            _M.on_request_end = ffi.C.ngx_http_lua_nats_ffi_on_request_end
+            _M.ended = ffi.C.ngx_http_lua_nats_ffi_ended
         end
     end
 end

@@ -89,14 +89,24 @@ function _M.init(c)
 end
 
 
--- fresh protocol state for a new connection: a parser, a subscription
--- table, the counters; true, or nil, "no memory"
-function _M.reset(c)
+-- a fresh parser (for a new connection); true, or nil, "no memory"
+function _M.new_parser(c)
     local pp = ffi_new("resty_nats_parser_t *[1]")
     if C.resty_nats_parser_new(pp, 0) ~= OK then
         return nil, "no memory"
     end
     c._parser = ffi_gc(pp[0], C.resty_nats_parser_free)
+    return true
+end
+
+
+-- fresh protocol state for a new connection: a parser, a subscription
+-- table, the counters; true, or nil, "no memory"
+function _M.reset(c)
+    local ok, err = _M.new_parser(c)
+    if not ok then
+        return nil, err
+    end
 
     local tp = ffi_new("resty_nats_subs_t *[1]")
     if C.resty_nats_subs_new(tp) ~= OK then
@@ -131,6 +141,7 @@ local function err_is_fatal(text)
     end
     return true
 end
+_M.err_is_fatal = err_is_fatal
 
 
 local function last_error(self)
