@@ -10,8 +10,9 @@ package NatsServer;
 #   $s->port('port'); $s->log_file; $s->stop; $s->restart;
 #
 # A server that the handlers of a suite stop, kill and start again,
-# through a control process that answers "stop", "kill" and "start" (one
-# line each, answered "ok <cmd>") on a control port:
+# through a control process that answers "stop", "kill", "start",
+# "pause" (SIGSTOP) and "resume" (SIGCONT) (one line each, answered
+# "ok <cmd>") on a control port:
 #
 #   my ($port, $ctl_port) = NatsServer->controlled(name => 'faulty');
 #
@@ -125,6 +126,10 @@ sub controlled {
                     kill 'KILL', $s->{pid} if $s->{pid};
                     waitpid $s->{pid}, 0 if $s->{pid};
                     $s->{pid} = 0;
+                } elsif ($cmd eq 'pause') {
+                    kill 'STOP', $s->{pid} if $s->{pid};
+                } elsif ($cmd eq 'resume') {
+                    kill 'CONT', $s->{pid} if $s->{pid};
                 } elsif ($cmd eq 'start') {
                     eval { $s->restart; 1 } or do {
                         print $c "failed: $@\n";

@@ -802,6 +802,11 @@ end
 
 -- after close or at worker exit: nothing waits any more
 local function finish(c, ok, err)
+    if ok then
+        ngx_log(ngx_NOTICE, log_prefix(c), "closed")
+    else
+        ngx_log(ngx_WARN, log_prefix(c), "closed: ", err)
+    end
     c._state = "closed"
     c._connected = false
     if registry[c._name] == c then
@@ -866,14 +871,25 @@ local function main(premature, c)
 end
 
 
--- worker exit (reload, quit): a pending timer fires early, "premature"
+local function wake_for_exit(_, c)
+    c._main_sema:post(1)
+    wake_writer(c)
+end
+
+
+-- worker exit (reload, quit): a pending timer fires early, "premature".
+-- It runs outside nginx's event loop, where a semaphore post would wait
+-- for the loop's next timer to be seen: the wake-up goes through a timer
+-- of 0 ms, which nginx still allows then.
 local function on_exit(premature, c)
     if not premature or c._state == "closed" then
         return
     end
+    ngx_log(ngx_NOTICE, log_prefix(c), "worker exiting: draining")
     c._exiting = true
-    c._main_sema:post(1)
-    wake_writer(c)
+    if not timer_at(0, wake_for_exit, c) then
+        wake_for_exit(nil, c)
+    end
 end
 
 
