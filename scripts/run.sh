@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs a local nats-server plus nginx
 # with examples/nginx.conf (an HTTP -> NATS publish and request/reply
-# gateway with a responder) in the foreground. Ctrl-C stops both.
+# gateway on the workers' shared connections, a responder, and a live feed
+# over Server-Sent Events) in the foreground. Ctrl-C stops both.
 #
 # NATS_PORT and HTTP_PORT choose the ports (default 4222 and 8080, or a
 # free port when that one is taken).
@@ -48,6 +49,12 @@ nats-server on 127.0.0.1:$NATS_PORT, nginx on 127.0.0.1:$HTTP_PORT
   curl -d 'hello' http://127.0.0.1:$HTTP_PORT/publish/demo.events
   curl http://127.0.0.1:$HTTP_PORT/last
   curl -d 'hi there' http://127.0.0.1:$HTTP_PORT/request/demo.echo
+  curl -d 'hi there' http://127.0.0.1:$HTTP_PORT/pooled/demo.echo
+  curl http://127.0.0.1:$HTTP_PORT/stats
+
+Live feed: open http://127.0.0.1:$HTTP_PORT/ in a browser, or
+  curl -N 'http://127.0.0.1:$HTTP_PORT/events?topic=news'
+  curl -d 'breaking' 'http://127.0.0.1:$HTTP_PORT/feed?topic=news'
 
 Ctrl-C stops nginx and nats-server.
 MSG
