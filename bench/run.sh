@@ -8,11 +8,14 @@
 #   RUNS=3            runs per figure (median, min and max are printed)
 #   N=200000          messages per publish/receive run
 #   DURATION=10       seconds per wrk run and per native request loop
-#   SCENARIOS="publish receive native cpu http raw gateway sync original rss core"
+#   SCENARIOS="publish spublish receive native cpu http raw gateway sync
+#              original shared pubshared pubpooled fanout rss srss core"
 #                     a subset, in any order (they always run in this one)
 #   PUB_WBUF=65536    publish also with set_write_buffer(PUB_WBUF) when
 #                     resty.nats has it (0: not)
-#   RSS_DURATION=120  seconds of the long gateway run of "rss"
+#   RSS_DURATION=120  seconds of the long gateway run of "rss" and "srss"
+#   FANOUT_W=1000     waiters of the "fanout" scenario, FANOUT_N=100
+#                     messages each
 #   CPU_N=20000       sequential requests per "cpu" measurement
 #   CORE_MIN_TIME=0.3 --benchmark_min_time of the core benchmark
 #   BUILD_DIR=build   the CMake build directory (configured with
@@ -42,9 +45,11 @@ cd "$REPO"
 RUNS=${RUNS:-3}
 N=${N:-200000}
 DURATION=${DURATION:-10}
-ALL_SCENARIOS="publish receive native cpu http raw gateway sync original rss core"
+ALL_SCENARIOS="publish spublish receive native cpu http raw gateway sync original shared pubshared pubpooled fanout rss srss core"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 RSS_DURATION=${RSS_DURATION:-120}
+FANOUT_W=${FANOUT_W:-1000}
+FANOUT_N=${FANOUT_N:-100}
 CPU_N=${CPU_N:-20000}
 PUB_WBUF=${PUB_WBUF:-65536}
 CORE_MIN_TIME=${CORE_MIN_TIME:-0.3}
@@ -71,7 +76,7 @@ if ! [[ "$WAIT_IDLE" =~ ^[0-9]+$ ]]; then
     echo "run.sh: WAIT_IDLE must be a number of seconds" >&2
     exit 2
 fi
-for v in RUNS N DURATION RSS_DURATION; do
+for v in RUNS N DURATION RSS_DURATION FANOUT_W FANOUT_N; do
     if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
         echo "run.sh: $v must be a positive integer" >&2
         exit 2
@@ -84,8 +89,9 @@ started=$(date +%s)
 # build ---------------------------------------------------------------------
 . "$REPO/bench/common.sh"
 targets=(nats_bench core_bench)
-if want publish || want receive || want gateway || want sync \
-        || want original || want rss; then
+if want publish || want spublish || want receive || want gateway \
+        || want sync || want original || want shared || want pubshared \
+        || want pubpooled || want fanout || want rss || want srss; then
     targets+=(nginx_module)
 fi
 bench_build "$BUILD_DIR" "$BUILD_DIR/bench-build.log" "${targets[@]}"
@@ -148,9 +154,7 @@ start_nginx() {  # start_nginx WORKERS NAME
     local workers=$1 name=$2 jit=
     HTTP_PORT=$(free_port)
     if [ -n "$JIT_LOG" ]; then
-        jit="init_worker_by_lua_block {
-            require('jit.$JIT_LOG').on('$B/jit/$name-' .. ngx.worker.pid() .. '.log')
-        }"
+        jit="require('jit.$JIT_LOG').on('$B/jit/$name-' .. ngx.worker.pid() .. '.log')"
     fi
     cat > "$B/conf/$name.conf" <<CONF
 load_module $MODS/ndk_http_module.so;
@@ -164,7 +168,7 @@ http {
     access_log off;
     lua_package_path "$LUA_DIR/?.lua;$REPO/bench/lua/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/luajit-2.1.0-beta3/?.lua;;";
     init_by_lua_block { require("bench_handlers").init($NATS_PORT) }
-    $jit
+    init_worker_by_lua_block { $jit require("bench_handlers").init_worker() }
     server {
         listen 127.0.0.1:$HTTP_PORT;
         location = /pub  { content_by_lua_block { require("bench_handlers").publish() } }
@@ -175,6 +179,11 @@ http {
         location = /http { content_by_lua_block { ngx.print("ping") } }
         location = /cpu  { content_by_lua_block { require("bench_handlers").cpu() } }
         location = /raw  { content_by_lua_block { require("bench_handlers").raw() } }
+        location = /spub { content_by_lua_block { require("bench_handlers").shared_publish() } }
+        location = /sgw  { content_by_lua_block { require("bench_handlers").shared_gateway() } }
+        location = /spubgw { content_by_lua_block { require("bench_handlers").shared_publish_gateway() } }
+        location = /ppubgw { content_by_lua_block { require("bench_handlers").pooled_publish_gateway() } }
+        location = /fanout { content_by_lua_block { require("bench_handlers").fanout() } }
     }
 }
 CONF
@@ -357,6 +366,36 @@ if want publish || want receive; then
     stop_nginx
 fi
 
+# publish through the shared connection (1 worker) ---------------------------
+if want spublish; then
+    start_nginx 1 spub
+    for size in 16 1024; do
+        echo "spublish $size B: warm-up, then $RUNS runs of $N messages"
+        fetch "/spub?n=$(( N / 10 + 1 ))&size=$size" > /dev/null \
+            || failed "spublish $size B warm-up"
+        for _ in $(seq "$RUNS"); do
+            quiet
+            if v=$(fetch "/spub?n=$N&size=$size"); then
+                record "spublish_lua_$size" "$v"
+                lua=$(hum "$v")/s
+            else
+                failed "resty.nats shared publish $size B"
+                lua=failed
+            fi
+            quiet
+            if v=$(timeout 200 "$NB" pub "$URL" "$size" "$N"); then
+                record "spublish_c_$size" "$v"
+                c=$(hum "$v")/s
+            else
+                failed "libnats publish $size B"
+                c=failed
+            fi
+            echo "  resty.nats shared $lua, libnats $c"
+        done
+    done
+    stop_nginx
+fi
+
 # native request loops --------------------------------------------------------
 if want native; then
     # 1 and 50 requesters on one connection; 50c: 50 requesters with a
@@ -400,18 +439,20 @@ fi
 gw_path() {
     case $1 in
         gateway) echo /gw ;; sync) echo /sync ;; original) echo /orig ;;
-        http) echo /http ;; raw) echo /raw ;;
+        http) echo /http ;; raw) echo /raw ;; shared) echo /sgw ;;
+        pubshared) echo /spubgw ;; pubpooled) echo /ppubgw ;;
     esac
 }
 for w in 1 2; do
-    want http || want raw || want gateway || want sync || want original || break
+    want http || want raw || want gateway || want sync || want original \
+        || want shared || want pubshared || want pubpooled || break
     start_nginx "$w" "gw$w"
-    for p in /gw /sync /orig /raw /http; do
+    for p in /gw /sync /orig /raw /http /sgw /spubgw /ppubgw; do
         curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT$p" > /dev/null \
             || failed "GET $p"
     done
     for r in $(seq "$RUNS"); do
-        for sc in http raw gateway sync original; do
+        for sc in http raw gateway sync original shared pubshared pubpooled; do
             want "$sc" || continue
             p=$(gw_path "$sc")
             if [ "$r" = 1 ]; then
@@ -464,6 +505,43 @@ if want rss; then
     else
         failed "rss long run"
     fi
+    stop_nginx
+fi
+
+# the same through the shared connection --------------------------------------
+if want srss; then
+    start_nginx 1 srss
+    quiet
+    wpid=$(first_worker)
+    rss0=$(rss_kib "$wpid")
+    run_wrk /sgw 5 "$B/wrk-srss-warmup.out" > "$R/srss_warmup" \
+        || failed "srss warm-up"
+    rss1=$(rss_kib "$wpid")
+    echo "srss: ${RSS_DURATION}s shared gateway run (worker $wpid)"
+    if run_wrk /sgw "$RSS_DURATION" "$B/wrk-srss.out" > "$R/srss_long"; then
+        rss2=$(rss_kib "$wpid")
+        echo "$rss0 $rss1 $rss2" > "$R/srss"
+    else
+        failed "srss long run"
+    fi
+    stop_nginx
+fi
+
+# fan-out to request-scoped subscriptions ---------------------------------------
+if want fanout; then
+    start_nginx 1 fanout
+    fetch "/fanout?w=10&n=10" > /dev/null 2>&1 || true
+    echo "fanout: $FANOUT_W waiters x $FANOUT_N messages, $RUNS runs"
+    for _ in $(seq "$RUNS"); do
+        quiet
+        out=$(curl -s --max-time 300 "http://127.0.0.1:$HTTP_PORT/fanout?w=$FANOUT_W&n=$FANOUT_N") || out=
+        if [[ "$out" =~ ^[0-9]+\ [0-9]+\ -?[0-9.]+$ ]]; then
+            record fanout "$out"
+            echo "  $out  (deliveries/s lost KiB-RSS-per-waiter)"
+        else
+            failed "fanout: $out"
+        fi
+    done
     stop_nginx
 fi
 
@@ -532,6 +610,14 @@ for sc in publish receive; do
         fi
     done
 done
+if want spublish; then
+    for size in 16 1024; do
+        label="$size B"; [ "$size" = 1024 ] && label="1 KiB"
+        line "shared conn publish $label, msgs/s" "$(fig "spublish_lua_$size")" \
+             "$(fig "spublish_c_$size")" \
+             "$(ratio "spublish_lua_$size" "spublish_c_$size")" "N=$N, one handler"
+    done
+fi
 if want native; then
     for c in 1 50 50c; do
         label="$c requester(s)"
@@ -558,7 +644,7 @@ if want cpu && [ -s "$R/cpu" ]; then
     line "worker CPU per request on one conn, us" "$m2 [$lo2..$hi2]" "-" "" \
          "raw cosocket PUB + MSG read: $m [$lo..$hi] us; os.clock over $CPU_N sequential requests"
 fi
-for sc in http raw gateway sync original; do
+for sc in http raw gateway sync original shared pubshared pubpooled; do
     want "$sc" || continue
     case $sc in
         http) label="HTTP alone (no NATS)" ;;
@@ -566,6 +652,9 @@ for sc in http raw gateway sync original; do
         gateway) label="gateway request(cb)+wait" ;;
         sync) label="gateway request() sync form" ;;
         original) label="original pattern SUB/PUB/wait/UNSUB" ;;
+        shared) label="gateway on the shared conn (request)" ;;
+        pubshared) label="publish gateway, shared conn" ;;
+        pubpooled) label="publish gateway, pooled conn" ;;
     esac
     for w in 1 2; do
         [ -s "$R/${sc}_w$w" ] || continue
@@ -586,6 +675,12 @@ for sc in http raw gateway sync original; do
         if [ "$sc" != raw ] && [ -s "$R/raw_w$w" ]; then
             bare=", $(ratio "${sc}_w$w" "raw_w$w") of bare"
         fi
+        if [ "$sc" = shared ] && [ -s "$R/original_w$w" ]; then
+            bare="$bare, $(ratio "${sc}_w$w" "original_w$w") of original"
+        fi
+        if [ "$sc" = pubshared ] && [ -s "$R/pubpooled_w$w" ]; then
+            bare="$bare, $(ratio "${sc}_w$w" "pubpooled_w$w") of pooled"
+        fi
         line "$label, ${w}w, req/s" "$(fig "${sc}_w$w")" \
              "$( [ -s "$R/native_50" ] && fig native_50 || echo -)" \
              "$(ratio "${sc}_w$w" native_50)" \
@@ -597,6 +692,16 @@ if want rss && [ -s "$R/rss" ]; then
     read -r lrps _ _ lerr lreq < "$R/rss_long"
     line "nginx worker RSS, KiB" "$rss0 fresh" "$rss1 after warm-up" "" \
          "$rss2 after ${RSS_DURATION}s more: $lreq requests ($(hum "$lrps")/s, $lerr errors)"
+fi
+if want srss && [ -s "$R/srss" ]; then
+    read -r rss0 rss1 rss2 < "$R/srss"
+    read -r lrps _ _ lerr lreq < "$R/srss_long"
+    line "worker RSS, shared conn gateway, KiB" "$rss0 fresh" "$rss1 after warm-up" "" \
+         "$rss2 after ${RSS_DURATION}s more: $lreq requests ($(hum "$lrps")/s, $lerr errors)"
+fi
+if want fanout && [ -s "$R/fanout" ]; then
+    line "fan-out, $FANOUT_W sub:next waiters, deliveries/s" "$(fig fanout)" "-" "" \
+         "$FANOUT_N msgs each; lost $(awk '{n += $2} END {print n + 0}' "$R/fanout") in all; worker RSS $(stats fanout 3 | cut -d' ' -f1) KiB per waiter"
 fi
 if want core && [ -s "$R/core" ]; then
     while read -r name med lo hi bmed; do

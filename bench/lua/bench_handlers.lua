@@ -25,6 +25,30 @@ function _M.init(nats_port)
 end
 
 
+-- init_worker: the worker's shared connection (a resty.nats without
+-- nats.shared, from LUA_DIR, has none: its shared scenarios fail)
+function _M.init_worker()
+    if nats.shared then
+        assert(nats.shared("bench", { port = port, name = "bench" }))
+    end
+end
+
+
+local function shared()
+    local conn, err = nats.shared and nats.shared("bench")
+    if not conn then
+        return nil, err or "no nats.shared in this resty.nats"
+    end
+    for _ = 1, 500 do
+        if conn:stats().state == "connected" then
+            return conn
+        end
+        ngx.sleep(0.01)
+    end
+    return nil, "not connected"
+end
+
+
 local function now()
     ngx.update_time()
     return ngx.now()
@@ -401,6 +425,161 @@ function _M.raw()
     raw_nfree = raw_nfree + 1
     raw_free[raw_nfree] = k
     ngx.print(payload)
+end
+
+
+-- GET /spub?n=N&size=S: N publishes of S bytes from one handler through
+-- the worker's shared connection; the rate until the C sink has counted
+-- all N (the handler never flushes: the connection writes in batches)
+function _M.shared_publish()
+    local count = tonumber(ngx.var.arg_n)
+    local size = tonumber(ngx.var.arg_size)
+    local conn, err = shared()
+    if not conn then
+        return fail("shared: ", err)
+    end
+    local payload = string_rep("x", size)
+    local r
+    r, err = conn:request("bench.sinkreset", "")
+    if not r then
+        return fail("sinkreset: ", err)
+    end
+
+    local t0 = now()
+    for _ = 1, count do
+        local ok
+        ok, err = conn:publish("bench.sink.lua", payload)
+        if not ok then
+            return fail("publish: ", err)
+        end
+    end
+    r, err = conn:request("bench.sinkwait", tostring(count),
+                          { timeout = 60000 })
+    local t1 = now()
+    if not r or r.payload:find("^timeout") then
+        return fail("sinkwait: ", r and r.payload or err)
+    end
+    ngx.say(string_format("%.0f", count / (t1 - t0)))
+end
+
+
+-- GET /sgw: the gateway on the worker's shared connection: one request
+function _M.shared_gateway()
+    local conn, err = nats.shared("bench")
+    if not conn then
+        ngx.log(ngx.ERR, "sgw: ", err)
+        return ngx.exit(502)
+    end
+    local msg
+    msg, err = conn:request("bench.echo", "ping", sync_opts)
+    if not msg then
+        ngx.log(ngx.ERR, "sgw: request: ", err)
+        return ngx.exit(502)
+    end
+    ngx.print(msg.payload)
+end
+
+
+-- GET /spubgw: an HTTP publish gateway on the shared connection: one
+-- message per HTTP request, answered once queued
+function _M.shared_publish_gateway()
+    local conn, err = nats.shared("bench")
+    local ok
+    if conn then
+        ok, err = conn:publish("bench.sink.gw", "ping")
+    end
+    if not ok then
+        ngx.log(ngx.ERR, "spubgw: ", err)
+        return ngx.exit(502)
+    end
+    ngx.print("ok")
+end
+
+
+-- GET /ppubgw: the same with a pooled connection per HTTP request
+function _M.pooled_publish_gateway()
+    local n, err = connect(5000)
+    local ok
+    if n then
+        ok, err = n:publish("bench.sink.gw", "ping")
+    end
+    if not ok then
+        ngx.log(ngx.ERR, "ppubgw: ", err)
+        return ngx.exit(502)
+    end
+    n:set_keepalive(60000, 256)
+    ngx.print("ok")
+end
+
+
+local function rss_kib()
+    local f = io.open("/proc/self/status")
+    local text = f:read("*a")
+    f:close()
+    return tonumber(text:match("VmRSS:%s*(%d+)"))
+end
+
+
+-- GET /fanout?w=W&n=M&size=S: W light threads, each with a request-scoped
+-- subscription of its own on one subject, wait in sub:next for M messages
+-- that the C peer publishes; prints "<deliveries/s> <lost> <KiB of worker
+-- RSS per waiter>"
+function _M.fanout()
+    local W = tonumber(ngx.var.arg_w) or 1000
+    local M = tonumber(ngx.var.arg_n) or 100
+    local size = tonumber(ngx.var.arg_size) or 16
+    local conn, err = shared()
+    if not conn then
+        return fail("shared: ", err)
+    end
+    collectgarbage()
+    local rss0 = rss_kib()
+    local subject = "bench.fan." .. ngx.worker.pid() .. "." .. now()
+    local subs = {}
+    for i = 1, W do
+        local sub
+        sub, err = conn:subscribe(subject)
+        if not sub then
+            return fail("subscribe: ", err)
+        end
+        subs[i] = sub
+    end
+    local got = 0
+    local function waiter(sub)
+        for _ = 1, M do
+            local msg = sub:next(10000)
+            if not msg then
+                return
+            end
+            got = got + 1
+        end
+    end
+    local threads = {}
+    for i = 1, W do
+        threads[i] = ngx.thread.spawn(waiter, subs[i])
+    end
+    local ok
+    ok, err = conn:flush(5000)        -- every SUB is at the server
+    if not ok then
+        return fail("flush: ", err)
+    end
+    local t0 = now()
+    local r
+    r, err = conn:request("bench.trigger", subject .. " " .. M .. " " .. size,
+                          { timeout = 60000 })
+    if not r then
+        return fail("trigger: ", err)
+    end
+    for i = 1, W do
+        ngx.thread.wait(threads[i])
+    end
+    local t1 = now()
+    local rss1 = rss_kib()
+    for i = 1, W do
+        subs[i]:unsubscribe()
+    end
+    ngx.say(string_format("%.0f %d %.2f", got / (t1 - t0), W * M - got,
+                          (rss1 - rss0) / W))
 end
 
 return _M

@@ -124,6 +124,10 @@ local DEFAULT_PENDING_BYTES = 64 * 1024 * 1024
 local DEFAULT_PING_INTERVAL = 120000    -- ms, as the official clients
 local DEFAULT_MAX_PINGS_OUT = 2
 local QUEUE_MIN = 65536                 -- bytes the queue starts with
+-- a caller that has queued this much for an idle writer lets it write
+-- (yields once) where it can yield: a long burst then goes out in chunks
+-- while the rest is framed, instead of all at once after the handler
+local YIELD_BYTES = 262144
 local IDLE_WAIT = 30                    -- s a waiting thread sleeps at most
 local SWEEP_INTERVAL = 0.2              -- s between sweeps of ended requests
 local EXIT_TIMER = 100000000            -- s: fires only at worker exit
@@ -309,6 +313,14 @@ local function enqueue_msg(c, subject, payload, reply, headers)
     c._out_msgs = c._out_msgs + 1
     c._out_bytes = c._out_bytes + plen
     wake_writer(c)
+    if c._qlen >= YIELD_BYTES and not c._wbusy and c._state == "connected"
+       and can_yield()
+    then
+        -- back as soon as the writer has taken the queue (a semaphore
+        -- post is seen in the same turn of the event loop)
+        c._nroom = c._nroom + 1
+        c._roomsema:wait(0.01)
+    end
     return true
 end
 
@@ -604,7 +616,9 @@ local function writer(c)
             end
             wake_room_waiters(c)
 
+            c._wbusy = true
             local _, err = sock:send(data)
+            c._wbusy = false
             if err then
                 return lost(c, err)
             end
@@ -1401,6 +1415,7 @@ function _M.shared(name, opts)
         _nctl = 0,
         _wsema = new_sema(),
         _wsleep = false,
+        _wbusy = false,
         _nroom = 0,
         _roomsema = new_sema(),
         -- PINGs in flight, oldest first
