@@ -179,6 +179,7 @@ http {
         location = /http { content_by_lua_block { ngx.print("ping") } }
         location = /cpu  { content_by_lua_block { require("bench_handlers").cpu() } }
         location = /raw  { content_by_lua_block { require("bench_handlers").raw() } }
+        location = /bpub { content_by_lua_block { require("bench_handlers").bare_publish() } }
         location = /spub { content_by_lua_block { require("bench_handlers").shared_publish() } }
         location = /sgw  { content_by_lua_block { require("bench_handlers").shared_gateway() } }
         location = /spubgw { content_by_lua_block { require("bench_handlers").shared_publish_gateway() } }
@@ -348,6 +349,16 @@ if want publish || want receive; then
                     failed "libnats $sc $size B"
                     c=failed
                 fi
+                bare=
+                if [ "$sc" = publish ]; then
+                    quiet
+                    if v=$(fetch "/bpub?n=$N&size=$size"); then
+                        record "publish_bare_$size" "$v"
+                        bare=", bare cosocket (original library's way) $(hum "$v")/s"
+                    else
+                        failed "bare publish $size B"
+                    fi
+                fi
                 wb=
                 if [ "$sc" = publish ] && [ "$PUB_WBUF" -gt 0 ] \
                         && grep -q set_write_buffer "$LUA_DIR/resty/nats.lua"; then
@@ -359,7 +370,7 @@ if want publish || want receive; then
                         failed "resty.nats $sc $size B with set_write_buffer"
                     fi
                 fi
-                echo "  resty.nats $lua, libnats $c$wb"
+                echo "  resty.nats $lua, libnats $c$bare$wb"
             done
         done
     done
@@ -603,6 +614,12 @@ for sc in publish receive; do
         line "$sc $label, msgs/s" "$(fig "${sc}_lua_$size")" \
              "$(fig "${sc}_c_$size")" \
              "$(ratio "${sc}_lua_$size" "${sc}_c_$size")" "N=$N"
+        if [ "$sc" = publish ] && [ -s "$R/publish_bare_$size" ]; then
+            line "publish $label, bare cosocket (original's way)" \
+                 "$(fig "publish_bare_$size")" "$(fig "${sc}_c_$size")" \
+                 "$(ratio "publish_bare_$size" "${sc}_c_$size")" \
+                 "resty.nats unbuffered = $(ratio "${sc}_lua_$size" "publish_bare_$size") of this"
+        fi
         if [ "$sc" = publish ] && [ -s "$R/publish_wb_lua_$size" ]; then
             line "publish $label, set_write_buffer($PUB_WBUF)" \
                  "$(fig "publish_wb_lua_$size")" "$(fig "${sc}_c_$size")" \

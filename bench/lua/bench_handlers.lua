@@ -428,6 +428,54 @@ function _M.raw()
 end
 
 
+-- GET /bpub?n=N&size=S: what the original pure-Lua library does per
+-- publish, on a bare cosocket: one string built in Lua ("PUB <subject>
+-- <len>\r\n<payload>\r\n") and one send per message. A yardstick for the
+-- unbuffered publish of per-request objects, not a client (no checks).
+function _M.bare_publish()
+    local count = tonumber(ngx.var.arg_n)
+    local size = tonumber(ngx.var.arg_size)
+    local n, err = connect(70000)
+    if not n then
+        return fail("connect: ", err)
+    end
+    local r
+    r, err = ask(n, "bench.sinkreset", "")
+    if not r then
+        return fail("sinkreset: ", err)
+    end
+
+    local sock = ngx.socket.tcp()
+    sock:settimeout(70000)
+    local ok
+    ok, err = sock:connect(host, port)
+    if not ok then
+        return fail("bare connect: ", err)
+    end
+    sock:receive("*l")  -- INFO
+    sock:send('CONNECT {"verbose":false,"pedantic":false}\r\n')
+
+    local payload = string_rep("x", size)
+    local subject = "bench.sink.lua"
+    local t0 = now()
+    for _ = 1, count do
+        local _, serr = sock:send("PUB " .. subject .. " " .. #payload
+                                  .. "\r\n" .. payload .. "\r\n")
+        if serr then
+            return fail("bare send: ", serr)
+        end
+    end
+    r, err = ask(n, "bench.sinkwait", tostring(count))
+    local t1 = now()
+    sock:close()
+    n:close()
+    if not r or r:find("^timeout") then
+        return fail("sinkwait: ", r or err)
+    end
+    ngx.say(string_format("%.0f", count / (t1 - t0)))
+end
+
+
 -- GET /spub?n=N&size=S: N publishes of S bytes from one handler through
 -- the worker's shared connection; the rate until the C sink has counted
 -- all N (the handler never flushes: the connection writes in batches)

@@ -787,11 +787,19 @@ local function run_connected(c)
     end
     c._ever = true
 
-    local r = spawn(reader, c)
-    local w = spawn(writer, c)
+    local rt = spawn(reader, c)
+    local wt = spawn(writer, c)
 
     while not c._lost and not c._closing and not c._exiting do
         c._main_sema:wait(IDLE_WAIT)
+        -- requests whose handler was aborted while waiting (the client
+        -- went away) never remove their entry: drop the expired ones
+        local now = now_ms()
+        for token, waiter in pairs(c._resp) do
+            if waiter.expires < now then
+                c._resp[token] = nil
+            end
+        end
     end
 
     local ok, err = true, nil
@@ -800,8 +808,8 @@ local function run_connected(c)
     end
     local why = c._lost
     c._lost = c._lost or "closed"
-    kill(r)
-    kill(w)
+    kill(rt)
+    kill(wt)
     c._sock:close()
     c._connected = false
     c._state = "reconnecting"
@@ -1044,14 +1052,19 @@ function Conn.request(c, subject, payload, opts)
         return nil, "no randomness for the reply token"
     end
 
+    -- in place before the PUB is queued: queueing may yield, and the
+    -- reply may come before it returns
+    local w = take_waiter(c)
+    w.expires = now_ms() + timeout
+    c._resp[token] = w
     local ok, err = enqueue_msg(c, subject, payload,
                                 c._inbox_prefix .. token, headers)
     if not ok then
+        c._resp[token] = nil
+        give_waiter(c, w)
         return nil, err
     end
 
-    local w = take_waiter(c)
-    c._resp[token] = w
     w.sema:wait(timeout / 1000)
     c._resp[token] = nil
 
