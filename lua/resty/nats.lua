@@ -707,6 +707,22 @@ end
 
 -- wait(n): processes server traffic until n messages were delivered to
 -- this object's callbacks (n nil or 0: until an error or a timeout)
+-- _wait_for(n, ms): like wait(n), within ms (for resty.nats.jetstream)
+function _M._wait_for(self, quantity, timeout)
+    if not self._connected then
+        return false, "not connected"
+    end
+    return read_until(self, now_ms() + timeout, nil, stop_delivered, false,
+                      self._delivered + quantity)
+end
+
+
+-- jetstream([opts]): JetStream over this connection (resty.nats.jetstream)
+function _M.jetstream(self, opts)
+    return require("resty.nats.jetstream").new(self, opts, false)
+end
+
+
 function _M.wait(self, quantity)
     if not self._connected then
         return false, "not connected"

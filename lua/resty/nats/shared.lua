@@ -1316,6 +1316,12 @@ function Conn.stats(c)
 end
 
 
+-- jetstream([opts]): JetStream over this connection (resty.nats.jetstream)
+function Conn.jetstream(c, opts)
+    return require("resty.nats.jetstream").new(c, opts, true)
+end
+
+
 -- the server's INFO of the current (or last) connection, or nil
 function Conn.server_info(c)
     local si = c._info

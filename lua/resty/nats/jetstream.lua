@@ -1,0 +1,798 @@
+-- Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
+--
+-- resty.nats.jetstream: JetStream over a per-request object
+-- (n:jetstream()) or a shared connection (conn:jetstream()): the JSON API
+-- under $JS.API (streams, consumers, messages), publish with an
+-- acknowledgement, pull consumers (fetch) and the acknowledgement of
+-- their messages. Key-value buckets are in resty.nats.kv.
+--
+-- Configurations and results are the JetStream API's own JSON, as Lua
+-- tables (lua-cjson): the server's documentation applies as is.
+
+local cjson = require "cjson.safe"
+local wire = require "resty.nats.wire"
+
+local wire_token = wire.token
+
+local ngx = ngx
+local ngx_now = ngx.now
+local ngx_update_time = ngx.update_time
+local decode_base64 = ngx.decode_base64
+local type = type
+local tostring = tostring
+local tonumber = tonumber
+local pairs = pairs
+local ipairs = ipairs
+local error = error
+local setmetatable = setmetatable
+local getmetatable = getmetatable
+local str_find = string.find
+local str_format = string.format
+local str_sub = string.sub
+local str_gsub = string.gsub
+local math_floor = math.floor
+
+
+local _M = {}
+
+local JS = {}
+local js_mt = { __index = JS }
+local Msg = {}
+local msg_mt = { __index = Msg }
+
+local DEFAULT_TIMEOUT = 5000            -- ms, each API request
+local DEFAULT_PREFIX = "$JS.API"
+local DEFAULT_BATCH = 10
+local DEFAULT_EXPIRES = 5000            -- ms, a pull request
+local FETCH_SLACK = 1000                -- ms beyond expires before giving up
+local INBOX_LEN = 22
+
+-- a private lua-cjson instance: its settings are ours alone (an empty
+-- table is an object, {}: lua-cjson's default)
+local json = cjson.new()
+
+
+---------------------------------------------------------------------------
+-- JSON
+
+-- lua-cjson writes numbers with at most 14 significant digits: an integer
+-- such as a duration in ns (a year is 3.15e16) would become 3.1536e+16,
+-- which the server's decoder refuses. Large integers are written as a
+-- marked string and the marks removed after encoding.
+local BIG = 1e14
+local MARK = "\1int:"
+
+local function mark_ints(v)
+    local t = type(v)
+    if t == "number" then
+        if (v >= BIG or v <= -BIG) and v == math_floor(v) and v < 2^63 then
+            return MARK .. str_format("%.0f", v)
+        end
+        return v
+    end
+    if t ~= "table" then
+        return v
+    end
+    local copy = {}
+    for k, x in pairs(v) do
+        copy[k] = mark_ints(x)
+    end
+    return setmetatable(copy, getmetatable(v))
+end
+
+
+local function encode(v)
+    local text, err = json.encode(mark_ints(v))
+    if not text then
+        return nil, err
+    end
+    return (str_gsub(text, '"\\u0001int:(%-?%d+)"', "%1"))
+end
+_M.encode = encode
+
+
+local function decode(text)
+    return json.decode(text)
+end
+_M.decode = decode
+
+
+---------------------------------------------------------------------------
+-- names
+
+-- stream and consumer names: no ".", "*", ">", whitespace, control
+-- characters or path separators
+local function check_name(name, what)
+    if type(name) ~= "string" or name == "" then
+        return nil, what .. " name must be a non-empty string"
+    end
+    if str_find(name, "[%.%*>/\\%s%c]") then
+        return nil, "invalid " .. what .. " name: " .. name
+    end
+    return true
+end
+_M.check_name = check_name
+
+
+---------------------------------------------------------------------------
+-- the connection underneath: per-request object or shared connection
+
+local function now_ms()
+    ngx_update_time()
+    return ngx_now() * 1000
+end
+
+
+-- A collector of the messages sent to a fresh inbox (pull requests):
+-- c:next(ms) -> msg or nil, err; c:close()
+local Collector = {}
+local collector_mt = { __index = Collector }
+
+function Collector.next(col, ms)
+    if col.shared then
+        return col.sub:next(ms)
+    end
+    local q = col.queue
+    if col.head > col.tail then
+        local ok, err = col.conn:_wait_for(1, ms)
+        if not ok then
+            return nil, err
+        end
+    end
+    local h = col.head
+    local msg = q[h]
+    if not msg then
+        return nil, "timeout"
+    end
+    q[h] = nil
+    col.head = h + 1
+    return msg
+end
+
+
+function Collector.close(col)
+    if col.shared then
+        return col.sub:unsubscribe()
+    end
+    return col.conn:unsubscribe(col.sid)
+end
+
+
+local function collect(js, inbox)
+    local conn = js._conn
+    if js._shared then
+        local sub, err = conn:subscribe(inbox)
+        if not sub then
+            return nil, err
+        end
+        return setmetatable({ shared = true, sub = sub }, collector_mt)
+    end
+    local col = setmetatable({ conn = conn, queue = {}, head = 1, tail = 0 },
+                             collector_mt)
+    local q = col.queue
+    local sid, err = conn:subscribe(inbox, function(m)
+        local t = col.tail + 1
+        col.tail = t
+        q[t] = m
+    end)
+    if not sid then
+        return nil, err
+    end
+    col.sid = sid
+    return col
+end
+
+
+local function new_inbox()
+    local t = wire_token(INBOX_LEN)
+    if not t then
+        return nil, "no randomness for the inbox"
+    end
+    return "_INBOX." .. t
+end
+
+
+---------------------------------------------------------------------------
+-- the API
+
+-- conn:jetstream(opts): shared is true for a shared connection
+function _M.new(conn, opts, shared)
+    if opts ~= nil and type(opts) ~= "table" then
+        error("bad argument #1 to 'jetstream' (table expected, got "
+              .. type(opts) .. ")", 3)
+    end
+    opts = opts or {}
+    local timeout = opts.timeout or DEFAULT_TIMEOUT
+    if type(timeout) ~= "number" or timeout <= 0 then
+        error("bad 'timeout' option to 'jetstream' (a positive number of "
+              .. "ms expected)", 3)
+    end
+    local prefix = opts.prefix
+    if opts.domain ~= nil then
+        if type(opts.domain) ~= "string" or opts.domain == ""
+           or str_find(opts.domain, "[%.%*>%s%c]")
+        then
+            return nil, "invalid domain"
+        end
+        prefix = prefix or ("$JS." .. opts.domain .. ".API")
+    end
+    prefix = prefix or DEFAULT_PREFIX
+    if type(prefix) ~= "string" or prefix == "" or str_find(prefix, "[%s%c]")
+    then
+        return nil, "invalid prefix"
+    end
+    return setmetatable({ _conn = conn, _shared = shared and true or false,
+                          _prefix = prefix, _timeout = timeout }, js_mt)
+end
+
+
+-- one request of the JSON API: the decoded response, or nil, err, code
+local function api(js, subject, body)
+    local payload = ""
+    if body ~= nil then
+        local err
+        payload, err = encode(body)
+        if not payload then
+            return nil, "cannot encode the request: " .. tostring(err)
+        end
+    end
+    local msg, err = js._conn:request(js._prefix .. "." .. subject, payload,
+                                      { timeout = js._timeout })
+    if not msg then
+        if err == "no responders" then
+            return nil, "jetstream not enabled"
+        end
+        return nil, err
+    end
+    local resp = decode(msg.payload)
+    if type(resp) ~= "table" then
+        return nil, "bad response from the server: " .. str_sub(msg.payload,
+                                                               1, 200)
+    end
+    local e = resp.error
+    if e then
+        return nil, e.description or "error " .. tostring(e.code),
+               e.err_code or e.code
+    end
+    return resp
+end
+_M.api = api
+
+
+local function with_name(name, what)
+    local ok, err = check_name(name, what)
+    if not ok then
+        return nil, err
+    end
+    return name
+end
+
+
+local function stream_cfg(cfg, verb)
+    if type(cfg) ~= "table" then
+        error("bad argument #1 to '" .. verb .. "' (table expected, got "
+              .. type(cfg) .. ")", 3)
+    end
+    return with_name(cfg.name, "stream")
+end
+
+
+function JS.add_stream(js, cfg)
+    local name, err = stream_cfg(cfg, "add_stream")
+    if not name then
+        return nil, err
+    end
+    return api(js, "STREAM.CREATE." .. name, cfg)
+end
+
+
+function JS.update_stream(js, cfg)
+    local name, err = stream_cfg(cfg, "update_stream")
+    if not name then
+        return nil, err
+    end
+    return api(js, "STREAM.UPDATE." .. name, cfg)
+end
+
+
+function JS.stream_info(js, name)
+    local err
+    name, err = with_name(name, "stream")
+    if not name then
+        return nil, err
+    end
+    return api(js, "STREAM.INFO." .. name)
+end
+
+
+function JS.delete_stream(js, name)
+    local err, code
+    name, err = with_name(name, "stream")
+    if not name then
+        return nil, err
+    end
+    local resp
+    resp, err, code = api(js, "STREAM.DELETE." .. name)
+    if not resp then
+        return nil, err, code
+    end
+    return resp.success == true
+end
+
+
+-- purge_stream(name [, { subject =, seq =, keep = }])
+function JS.purge_stream(js, name, opts)
+    local err, code
+    name, err = with_name(name, "stream")
+    if not name then
+        return nil, err
+    end
+    local body
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #2 to 'purge_stream' (table expected)", 2)
+        end
+        body = { filter = opts.subject, seq = opts.seq, keep = opts.keep }
+    end
+    local resp
+    resp, err, code = api(js, "STREAM.PURGE." .. name, body)
+    if not resp then
+        return nil, err, code
+    end
+    return resp.success == true, resp.purged
+end
+
+
+-- stream_names([{ subject = }]): every page of the server's list
+function JS.stream_names(js, opts)
+    local names = {}
+    local offset = 0
+    while true do
+        local body = { offset = offset }
+        if opts and opts.subject then
+            body.subject = opts.subject
+        end
+        local resp, err, code = api(js, "STREAM.NAMES", body)
+        if not resp then
+            return nil, err, code
+        end
+        local page = resp.streams
+        if type(page) ~= "table" or #page == 0 then
+            break
+        end
+        for _, n in ipairs(page) do
+            names[#names + 1] = n
+        end
+        offset = offset + #page
+        if not resp.total or offset >= resp.total then
+            break
+        end
+    end
+    return names
+end
+
+
+local PUB_HEADERS = {
+    msg_id = "Nats-Msg-Id",
+    expected_stream = "Nats-Expected-Stream",
+    expected_last_seq = "Nats-Expected-Last-Sequence",
+    expected_last_subject_seq = "Nats-Expected-Last-Subject-Sequence",
+    expected_last_msg_id = "Nats-Expected-Last-Msg-Id",
+}
+
+
+-- publish(subject, payload [, opts]): the stream's acknowledgement,
+-- { stream =, seq =, duplicate = true|nil, domain = }, or nil, err, code
+function JS.publish(js, subject, payload, opts)
+    local headers, timeout
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #3 to 'publish' (table expected, got "
+                  .. type(opts) .. ")", 2)
+        end
+        if opts.headers ~= nil then
+            if type(opts.headers) ~= "table" then
+                error("bad argument #3 to 'publish' (headers must be a "
+                      .. "table)", 2)
+            end
+            headers = {}
+            for k, v in pairs(opts.headers) do
+                headers[k] = v
+            end
+        end
+        for field, name in pairs(PUB_HEADERS) do
+            local v = opts[field]
+            if v ~= nil then
+                headers = headers or {}
+                if type(v) == "number" then
+                    v = str_format("%.0f", v)
+                end
+                headers[name] = tostring(v)
+            end
+        end
+        timeout = opts.timeout
+    end
+
+    local msg, err = js._conn:request(subject, payload, {
+        timeout = timeout or js._timeout, headers = headers,
+    })
+    if not msg then
+        return nil, err
+    end
+    local ack = decode(msg.payload)
+    if type(ack) ~= "table" then
+        return nil, "bad acknowledgement: " .. str_sub(msg.payload, 1, 200)
+    end
+    local e = ack.error
+    if e then
+        return nil, e.description or "error " .. tostring(e.code),
+               e.err_code or e.code
+    end
+    if ack.duplicate ~= true then
+        ack.duplicate = nil
+    end
+    return ack
+end
+
+
+-- a NATS/1.0 header block (as JetStream stores it) as a Lua table
+local function parse_headers(block)
+    if not block or block == "" then
+        return nil
+    end
+    local headers
+    local first = true
+    for line in block:gmatch("([^\r\n]*)\r\n") do
+        if first then
+            first = false
+        elseif line ~= "" then
+            local k, v = line:match("^([^:]+):%s*(.*)$")
+            if k then
+                headers = headers or {}
+                local old = headers[k]
+                if old == nil then
+                    headers[k] = v
+                elseif type(old) == "table" then
+                    old[#old + 1] = v
+                else
+                    headers[k] = { old, v }
+                end
+            end
+        end
+    end
+    return headers
+end
+_M.parse_headers = parse_headers
+
+
+-- get_msg(stream, { seq = n } or { last_by_subj = subject })
+function JS.get_msg(js, stream, opts)
+    local err, code
+    stream, err = with_name(stream, "stream")
+    if not stream then
+        return nil, err
+    end
+    if type(opts) ~= "table" then
+        error("bad argument #2 to 'get_msg' (table expected)", 2)
+    end
+    local body = { seq = opts.seq, last_by_subj = opts.last_by_subj }
+    if not body.seq and not body.last_by_subj then
+        error("bad argument #2 to 'get_msg' (seq or last_by_subj expected)",
+              2)
+    end
+    local resp
+    resp, err, code = api(js, "STREAM.MSG.GET." .. stream, body)
+    if not resp then
+        return nil, err, code
+    end
+    local m = resp.message
+    if type(m) ~= "table" then
+        return nil, "bad response from the server"
+    end
+    return {
+        subject = m.subject,
+        seq = m.seq,
+        payload = m.data and decode_base64(m.data) or "",
+        headers = m.hdrs and parse_headers(decode_base64(m.hdrs)) or nil,
+        time = m.time,
+    }
+end
+
+
+---------------------------------------------------------------------------
+-- consumers
+
+function JS.add_consumer(js, stream, cfg)
+    local err
+    stream, err = with_name(stream, "stream")
+    if not stream then
+        return nil, err
+    end
+    if type(cfg) ~= "table" then
+        error("bad argument #2 to 'add_consumer' (table expected, got "
+              .. type(cfg) .. ")", 2)
+    end
+    local subject
+    if cfg.durable_name ~= nil then
+        local name
+        name, err = with_name(cfg.durable_name, "consumer")
+        if not name then
+            return nil, err
+        end
+        subject = "CONSUMER.DURABLE.CREATE." .. stream .. "." .. name
+    elseif cfg.name ~= nil then
+        local name
+        name, err = with_name(cfg.name, "consumer")
+        if not name then
+            return nil, err
+        end
+        subject = "CONSUMER.CREATE." .. stream .. "." .. name
+    else
+        subject = "CONSUMER.CREATE." .. stream
+    end
+    return api(js, subject, { stream_name = stream, config = cfg })
+end
+
+
+local function stream_and_consumer(stream, consumer)
+    local ok, err = check_name(stream, "stream")
+    if ok then
+        ok, err = check_name(consumer, "consumer")
+    end
+    return ok, err
+end
+
+
+function JS.consumer_info(js, stream, consumer)
+    local ok, err = stream_and_consumer(stream, consumer)
+    if not ok then
+        return nil, err
+    end
+    return api(js, "CONSUMER.INFO." .. stream .. "." .. consumer)
+end
+
+
+function JS.delete_consumer(js, stream, consumer)
+    local ok, err = stream_and_consumer(stream, consumer)
+    if not ok then
+        return nil, err
+    end
+    local resp, code
+    resp, err, code = api(js, "CONSUMER.DELETE." .. stream .. "." .. consumer)
+    if not resp then
+        return nil, err, code
+    end
+    return resp.success == true
+end
+
+
+-- $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>,
+-- or with <domain>.<account hash> after $JS.ACK (and a token at the end)
+local function metadata(reply)
+    if type(reply) ~= "string" or str_sub(reply, 1, 8) ~= "$JS.ACK." then
+        return nil
+    end
+    local t = {}
+    for tok in reply:gmatch("[^.]+") do
+        t[#t + 1] = tok
+    end
+    local i
+    if #t == 9 then
+        i = 3
+    elseif #t >= 11 then
+        i = 5
+    else
+        return nil
+    end
+    local md = {
+        stream = t[i], consumer = t[i + 1],
+        num_delivered = tonumber(t[i + 2]),
+        stream_seq = tonumber(t[i + 3]),
+        consumer_seq = tonumber(t[i + 4]),
+        timestamp = tonumber(t[i + 5]),
+        num_pending = tonumber(t[i + 6]),
+    }
+    if i == 5 and t[3] ~= "_" then
+        md.domain = t[3]
+    end
+    return md
+end
+_M.metadata = metadata
+
+
+local function js_msg(js, m)
+    return setmetatable({
+        subject = m.subject, payload = m.payload, headers = m.headers,
+        reply = m.reply_to, metadata = metadata(m.reply_to), _js = js,
+    }, msg_mt)
+end
+_M.js_msg = js_msg
+
+
+-- fetch(stream, consumer [, { batch =, expires = ms, no_wait = }]): an
+-- array of messages (empty when none came before expires)
+function JS.fetch(js, stream, consumer, opts)
+    local ok, err = stream_and_consumer(stream, consumer)
+    if not ok then
+        return nil, err
+    end
+    local batch, expires, no_wait = DEFAULT_BATCH, DEFAULT_EXPIRES, false
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #3 to 'fetch' (table expected)", 2)
+        end
+        batch = opts.batch or batch
+        expires = opts.expires or expires
+        no_wait = opts.no_wait and true or false
+        if type(batch) ~= "number" or batch < 1 or batch % 1 ~= 0 then
+            error("bad 'batch' option to 'fetch' (a positive integer "
+                  .. "expected)", 2)
+        end
+        if type(expires) ~= "number" or expires <= 0 then
+            error("bad 'expires' option to 'fetch' (a positive number of "
+                  .. "ms expected)", 2)
+        end
+    end
+
+    local inbox
+    inbox, err = new_inbox()
+    if not inbox then
+        return nil, err
+    end
+    local col
+    col, err = collect(js, inbox)
+    if not col then
+        return nil, err
+    end
+
+    local body = { batch = batch, no_wait = no_wait or nil }
+    if not no_wait then
+        body.expires = expires * 1e6    -- ns
+    end
+    local payload = encode(body)
+    local conn = js._conn
+    ok, err = conn:publish(js._prefix .. ".CONSUMER.MSG.NEXT." .. stream
+                           .. "." .. consumer, payload, { reply_to = inbox })
+    if not ok then
+        col:close()
+        return nil, err
+    end
+
+    local msgs = {}
+    local ended = false
+    local deadline = now_ms() + expires + FETCH_SLACK
+    while #msgs < batch do
+        local left = deadline - now_ms()
+        if left <= 0 then
+            break
+        end
+        local m
+        m, err = col:next(left)
+        if not m then
+            if err ~= "timeout" then
+                col:close()
+                if #msgs > 0 then
+                    return msgs
+                end
+                return nil, err
+            end
+            break
+        end
+        local status = m.status
+        if status then
+            if status ~= 100 then
+                -- 404 no messages, 408 expired, 409 and others: the end
+                ended = true
+                break
+            end
+            -- 100: a heartbeat
+        elseif m.payload == "" and not m.reply_to then
+            -- nothing: not a stream message
+            m = nil
+        end
+        if m and not status then
+            msgs[#msgs + 1] = js_msg(js, m)
+        end
+    end
+    col:close()
+    if #msgs == 0 and not ended then
+        -- silence, not even a 408: is there such a consumer at all?
+        local info, e, code = JS.consumer_info(js, stream, consumer)
+        if not info and code then
+            return nil, e, code
+        end
+    end
+    return msgs
+end
+
+
+---------------------------------------------------------------------------
+-- acknowledgements
+
+local function ack_publish(msg, body)
+    if not msg.reply then
+        return nil, "not a JetStream message"
+    end
+    if msg._acked then
+        return nil, "already acknowledged"
+    end
+    local ok, err = msg._js._conn:publish(msg.reply, body)
+    if not ok then
+        return nil, err
+    end
+    msg._acked = true
+    return true
+end
+
+
+function Msg.ack(msg)
+    return ack_publish(msg, "+ACK")
+end
+
+
+-- ack_sync([timeout]): true once the server confirmed the ack
+function Msg.ack_sync(msg, timeout)
+    if not msg.reply then
+        return nil, "not a JetStream message"
+    end
+    if msg._acked then
+        return nil, "already acknowledged"
+    end
+    local js = msg._js
+    local r, err = js._conn:request(msg.reply, "+ACK",
+                                    { timeout = timeout or js._timeout })
+    if not r then
+        return nil, err
+    end
+    msg._acked = true
+    return true
+end
+
+
+-- nak([delay_ms]): redeliver, after delay_ms if given
+function Msg.nak(msg, delay)
+    if delay ~= nil then
+        if type(delay) ~= "number" or delay < 0 then
+            error("bad argument #1 to 'nak' (a delay in ms >= 0 expected)", 2)
+        end
+        return ack_publish(msg, "-NAK " .. encode({ delay = delay * 1e6 }))
+    end
+    return ack_publish(msg, "-NAK")
+end
+
+
+-- in_progress(): more time to process it (can be sent more than once)
+function Msg.in_progress(msg)
+    if not msg.reply then
+        return nil, "not a JetStream message"
+    end
+    return msg._js._conn:publish(msg.reply, "+WPI")
+end
+
+
+function Msg.term(msg)
+    return ack_publish(msg, "+TERM")
+end
+
+
+-- key-value buckets (resty.nats.kv) hang off the same object
+function JS.create_key_value(js, cfg)
+    return require("resty.nats.kv").create(js, cfg)
+end
+
+
+function JS.key_value(js, bucket)
+    return require("resty.nats.kv").open(js, bucket)
+end
+
+
+function JS.delete_key_value(js, bucket)
+    return require("resty.nats.kv").delete(js, bucket)
+end
+
+
+_M.collect = collect
+_M.new_inbox = new_inbox
+_M.now_ms = now_ms
+
+return _M

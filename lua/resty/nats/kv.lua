@@ -1,0 +1,457 @@
+-- Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
+--
+-- resty.nats.kv: JetStream key-value buckets (ADR-8) over a JetStream
+-- object (resty.nats.jetstream). Bucket B is the stream KV_B with the
+-- subjects $KV.B.>, key k the subject $KV.B.k; a put is a publish with an
+-- acknowledgement (its sequence is the revision), a delete or purge a
+-- message with the header KV-Operation: DEL / PURGE.
+
+local jetstream = require "resty.nats.jetstream"
+
+local api = jetstream.api
+local new_inbox = jetstream.new_inbox
+
+local type = type
+local tostring = tostring
+local error = error
+local ipairs = ipairs
+local setmetatable = setmetatable
+local str_find = string.find
+local str_sub = string.sub
+
+
+local _M = {}
+
+local KV = {}
+local kv_mt = { __index = KV }
+local Watcher = {}
+local watcher_mt = { __index = Watcher }
+
+local ERR_WRONG_LAST_SEQ = 10071
+local ERR_STREAM_NOT_FOUND = 10059
+local ERR_NO_MESSAGE = 10037
+
+
+local function check_bucket(bucket)
+    if type(bucket) ~= "string" or bucket == ""
+       or str_find(bucket, "[^%w_%-]")
+    then
+        return nil, "invalid bucket name: " .. tostring(bucket)
+    end
+    return true
+end
+
+
+-- keys: [-/_=.a-zA-Z0-9]+, neither starting nor ending with "."
+local function check_key(key)
+    if type(key) ~= "string" or key == "" or str_find(key, "[^%w%-/_=%.]")
+       or str_sub(key, 1, 1) == "." or str_sub(key, -1) == "."
+    then
+        return nil, "invalid key: " .. tostring(key)
+    end
+    return true
+end
+
+
+-- watch patterns: keys, with the wildcards "*" and ">" as tokens
+local function check_pattern(p)
+    if type(p) ~= "string" or p == "" then
+        return nil, "invalid key pattern"
+    end
+    for tok in (p .. "."):gmatch("([^.]*)%.") do
+        if tok ~= "*" and tok ~= ">" and (tok == "" or str_find(tok,
+                                                     "[^%w%-/_=]"))
+        then
+            return nil, "invalid key pattern: " .. p
+        end
+    end
+    return true
+end
+
+
+local function new_kv(js, bucket)
+    return setmetatable({ _js = js, bucket = bucket,
+                          _stream = "KV_" .. bucket,
+                          _prefix = "$KV." .. bucket .. "." }, kv_mt)
+end
+
+
+-- js:create_key_value({ bucket =, history =, ttl = ms, max_value_size =,
+-- storage =, max_bytes =, replicas =, description = })
+function _M.create(js, cfg)
+    if type(cfg) ~= "table" then
+        error("bad argument #1 to 'create_key_value' (table expected, got "
+              .. type(cfg) .. ")", 3)
+    end
+    local ok, err = check_bucket(cfg.bucket)
+    if not ok then
+        return nil, err
+    end
+    local history = cfg.history or 1
+    if type(history) ~= "number" or history < 1 or history > 64
+       or history % 1 ~= 0
+    then
+        return nil, "history must be an integer from 1 to 64"
+    end
+    local stream = {
+        name = "KV_" .. cfg.bucket,
+        subjects = { "$KV." .. cfg.bucket .. ".>" },
+        description = cfg.description,
+        max_msgs_per_subject = history,
+        max_bytes = cfg.max_bytes or -1,
+        max_age = cfg.ttl and cfg.ttl * 1e6 or 0,
+        max_msg_size = cfg.max_value_size or -1,
+        storage = cfg.storage or "file",
+        num_replicas = cfg.replicas or 1,
+        discard = "new",
+        allow_rollup_hdrs = true,
+        deny_delete = true,
+        allow_direct = true,
+        duplicate_window = cfg.ttl and cfg.ttl < 120000 and cfg.ttl * 1e6
+                           or nil,
+    }
+    local info, code
+    info, err, code = api(js, "STREAM.CREATE." .. stream.name, stream)
+    if not info then
+        return nil, err, code
+    end
+    return new_kv(js, cfg.bucket)
+end
+
+
+function _M.open(js, bucket)
+    local ok, err = check_bucket(bucket)
+    if not ok then
+        return nil, err
+    end
+    local info, code
+    info, err, code = api(js, "STREAM.INFO.KV_" .. bucket)
+    if not info then
+        if code == ERR_STREAM_NOT_FOUND then
+            return nil, "bucket not found", code
+        end
+        return nil, err, code
+    end
+    return new_kv(js, bucket)
+end
+
+
+function _M.delete(js, bucket)
+    local ok, err = check_bucket(bucket)
+    if not ok then
+        return nil, err
+    end
+    local resp, code
+    resp, err, code = api(js, "STREAM.DELETE.KV_" .. bucket)
+    if not resp then
+        if code == ERR_STREAM_NOT_FOUND then
+            return nil, "bucket not found", code
+        end
+        return nil, err, code
+    end
+    return resp.success == true
+end
+
+
+local function header(h, name)
+    if not h then
+        return nil
+    end
+    local v = h[name]
+    if type(v) == "table" then
+        return v[1]
+    end
+    return v
+end
+
+
+local function operation(h)
+    local op = header(h, "KV-Operation")
+    if op == "DEL" or op == "PURGE" then
+        return op
+    end
+    return "PUT"
+end
+
+
+-- an entry from a stored message (get_msg) or a delivered one (fetch)
+local function entry(kv, key, value, revision, created, op, delta)
+    return { bucket = kv.bucket, key = key, value = value,
+             revision = revision, created = created, delta = delta or 0,
+             operation = op }
+end
+
+
+local function put(kv, key, value, opts)
+    local ok, err = check_key(key)
+    if not ok then
+        return nil, err
+    end
+    if type(value) ~= "string" then
+        if type(value) == "number" then
+            value = tostring(value)
+        else
+            error("bad argument #2 (string expected, got " .. type(value)
+                  .. ")", 3)
+        end
+    end
+    local ack, code
+    ack, err, code = kv._js:publish(kv._prefix .. key, value, opts)
+    if not ack then
+        return nil, err, code
+    end
+    return ack.seq
+end
+
+
+-- put(key, value): the new revision
+function KV.put(kv, key, value)
+    return put(kv, key, value)
+end
+
+
+-- update(key, value, last_revision): only if the key's latest revision
+-- is last_revision
+function KV.update(kv, key, value, last)
+    if type(last) ~= "number" or last < 0 or last % 1 ~= 0 then
+        error("bad argument #3 to 'update' (a revision expected)", 2)
+    end
+    return put(kv, key, value, { expected_last_subject_seq = last })
+end
+
+
+-- the latest stored message of the key, deleted or not
+local function last_raw(kv, key)
+    return kv._js:get_msg(kv._stream, { last_by_subj = kv._prefix .. key })
+end
+
+
+-- create(key, value): only if the key has no live value
+function KV.create(kv, key, value)
+    local rev, err, code = put(kv, key, value,
+                               { expected_last_subject_seq = 0 })
+    if rev or code ~= ERR_WRONG_LAST_SEQ then
+        return rev, err, code
+    end
+    -- the key exists: fine if its latest revision is a delete marker
+    local m = last_raw(kv, key)
+    if m and operation(m.headers) ~= "PUT" then
+        return put(kv, key, value, { expected_last_subject_seq = m.seq })
+    end
+    return nil, "key exists", code
+end
+
+
+-- get(key [, { revision = n }]): the entry, or nil, "key not found"
+function KV.get(kv, key, opts)
+    local ok, err = check_key(key)
+    if not ok then
+        return nil, err
+    end
+    local m, code
+    if opts and opts.revision then
+        m, err, code = kv._js:get_msg(kv._stream, { seq = opts.revision })
+        if m and m.subject ~= kv._prefix .. key then
+            return nil, "key not found"
+        end
+    else
+        m, err, code = last_raw(kv, key)
+    end
+    if not m then
+        if code == ERR_NO_MESSAGE then
+            return nil, "key not found"
+        end
+        return nil, err, code
+    end
+    local op = operation(m.headers)
+    if op ~= "PUT" then
+        return nil, "key not found"
+    end
+    return entry(kv, key, m.payload, m.seq, m.time, op)
+end
+
+
+local function marker(kv, key, op)
+    local ok, err = check_key(key)
+    if not ok then
+        return nil, err
+    end
+    local headers = { ["KV-Operation"] = op }
+    if op == "PURGE" then
+        headers["Nats-Rollup"] = "sub"
+    end
+    local ack, code
+    ack, err, code = kv._js:publish(kv._prefix .. key, "",
+                                    { headers = headers })
+    if not ack then
+        return nil, err, code
+    end
+    return true
+end
+
+
+-- delete(key): a delete marker (history kept)
+function KV.delete(kv, key)
+    return marker(kv, key, "DEL")
+end
+
+
+-- purge(key): a purge marker that removes the key's history
+function KV.purge(kv, key)
+    return marker(kv, key, "PURGE")
+end
+
+
+-- the messages of a filter through a short-lived pull consumer
+local function read_all(kv, filter, policy, headers_only)
+    local js = kv._js
+    local info, err, code = js:add_consumer(kv._stream, {
+        deliver_policy = policy, ack_policy = "explicit",
+        filter_subject = filter, headers_only = headers_only or nil,
+        inactive_threshold = 60 * 1e9, mem_storage = true,
+    })
+    if not info then
+        return nil, err, code
+    end
+    local name = info.name
+    local want = info.num_pending or 0
+    local got = {}
+    while #got < want do
+        local batch = want - #got
+        if batch > 256 then
+            batch = 256
+        end
+        local msgs
+        msgs, err = js:fetch(kv._stream, name, { batch = batch,
+                                                 expires = js._timeout })
+        if not msgs then
+            js:delete_consumer(kv._stream, name)
+            return nil, err
+        end
+        if #msgs == 0 then
+            break
+        end
+        for _, m in ipairs(msgs) do
+            got[#got + 1] = m
+        end
+    end
+    js:delete_consumer(kv._stream, name)
+    return got
+end
+
+
+local function key_of(kv, subject)
+    return str_sub(subject, #kv._prefix + 1)
+end
+
+
+-- keys(): the live keys ({} when none)
+function KV.keys(kv)
+    local msgs, err, code = read_all(kv, kv._prefix .. ">",
+                                     "last_per_subject", true)
+    if not msgs then
+        return nil, err, code
+    end
+    local keys = {}
+    for _, m in ipairs(msgs) do
+        if operation(m.headers) == "PUT" then
+            keys[#keys + 1] = key_of(kv, m.subject)
+        end
+    end
+    return keys
+end
+
+
+-- history(key): every revision kept, oldest first, markers included
+function KV.history(kv, key)
+    local ok, err = check_key(key)
+    if not ok then
+        return nil, err
+    end
+    local msgs, code
+    msgs, err, code = read_all(kv, kv._prefix .. key, "all")
+    if not msgs then
+        return nil, err, code
+    end
+    local list = {}
+    for i, m in ipairs(msgs) do
+        local md = m.metadata or {}
+        list[i] = entry(kv, key, m.payload, md.stream_seq,
+                        md.timestamp, operation(m.headers),
+                        md.num_pending)
+    end
+    return list
+end
+
+
+-- watch(pattern, callback): shared connections only. The current value of
+-- each key matching pattern first, then every change (PUT, DEL, PURGE)
+-- in order, as entries, to callback(entry) (in a timer, as the callbacks
+-- of conn:subscribe). watcher:stop() ends it.
+function KV.watch(kv, pattern, callback)
+    local js = kv._js
+    if not js._shared then
+        return nil, "watch needs a shared connection (nats.shared)"
+    end
+    local ok, err = check_pattern(pattern)
+    if not ok then
+        return nil, err
+    end
+    if type(callback) ~= "function" then
+        error("bad argument #2 to 'watch' (function expected)", 2)
+    end
+    local inbox
+    inbox, err = new_inbox()
+    if not inbox then
+        return nil, err
+    end
+    local conn = js._conn
+    local sub
+    sub, err = conn:subscribe(inbox, function(m)
+        if m.status then
+            -- heartbeats and flow control: answer flow control
+            if m.reply_to then
+                conn:publish(m.reply_to, "")
+            end
+            return
+        end
+        local md = jetstream.metadata(m.reply_to) or {}
+        callback(entry(kv, key_of(kv, m.subject), m.payload,
+                       md.stream_seq, md.timestamp, operation(m.headers),
+                       md.num_pending))
+    end)
+    if not sub then
+        return nil, err
+    end
+    local info, code
+    info, err, code = js:add_consumer(kv._stream, {
+        deliver_subject = inbox, deliver_policy = "last_per_subject",
+        ack_policy = "none", filter_subject = kv._prefix .. pattern,
+        flow_control = true, idle_heartbeat = 5 * 1e9,
+        mem_storage = true,
+    })
+    if not info then
+        sub:unsubscribe()
+        return nil, err, code
+    end
+    return setmetatable({ _kv = kv, _sub = sub, _consumer = info.name },
+                        watcher_mt)
+end
+
+
+function Watcher.stop(w)
+    if w._stopped then
+        return nil, "stopped"
+    end
+    w._stopped = true
+    w._sub:unsubscribe()
+    local kv = w._kv
+    kv._js:delete_consumer(kv._stream, w._consumer)
+    return true
+end
+
+
+_M.check_key = check_key
+_M.check_bucket = check_bucket
+
+return _M
