@@ -230,8 +230,11 @@ end
 function KV.create(kv, key, value)
     local rev, err, code = put(kv, key, value,
                                { expected_last_subject_seq = 0 })
-    if rev or code ~= ERR_WRONG_LAST_SEQ then
-        return rev, err, code
+    if rev then
+        return rev
+    end
+    if code ~= ERR_WRONG_LAST_SEQ then
+        return nil, err, code
     end
     -- the key exists: fine if its latest revision is a delete marker
     local m = last_raw(kv, key)

@@ -1,0 +1,217 @@
+# vim:set ft= ts=4 sw=4 et:
+# JetStream key-value buckets (resty.nats.kv) against a nats-server of the
+# suite's own with JetStream on: create/open/delete a bucket, put, get (a
+# revision too), create (only when not live), update (only on the last
+# revision), delete and purge markers, keys, history, bad keys and
+# buckets, and watch through a shared connection (current values first,
+# then every change in order).
+
+use lib 't/lib';
+use TestNats;
+use NatsServer;
+
+my $js = NatsServer->start(name => 'kv', conf => <<'CONF');
+listen: 127.0.0.1:$port
+jetstream {
+    store_dir: "$dir/store"
+    max_memory_store: 64MB
+    max_file_store: 256MB
+}
+CONF
+$ENV{TEST_NGINX_JS_PORT} = $js->port;
+
+repeat_each(1);
+plan tests => plan_tests();
+no_long_string();
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("timeout", 30);
+    $block->set_value("request", "GET /t");
+    $block->set_value("http_config", <<'CONF');
+    lua_shared_dict t024 1m;
+    init_by_lua_block {
+        t024 = { seen = {} }
+        function t024.js()
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            n:set_timeout(5000)
+            assert(n:connect("127.0.0.1", $TEST_NGINX_JS_PORT))
+            return assert(n:jetstream()), n
+        end
+        function t024.bucket(js, name, cfg)
+            js:delete_key_value(name)
+            cfg = cfg or {}
+            cfg.bucket = name
+            cfg.storage = cfg.storage or "memory"
+            return assert(js:create_key_value(cfg))
+        end
+    }
+    init_worker_by_lua_block {
+        local nats = require "resty.nats"
+        assert(nats.shared("kv", { port = $TEST_NGINX_JS_PORT }))
+    }
+CONF
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: put, get, update, create, delete, purge, keys, history
+--- config
+    location = /t {
+        content_by_lua_block {
+            local js, n = t024.js()
+            local kv = t024.bucket(js, "cfg", { history = 5 })
+            ngx.say("bucket: ", kv.bucket)
+            local r1 = assert(kv:put("feature.a", "on"))
+            local r2 = assert(kv:put("feature.b", "off"))
+            local r3 = assert(kv:put("feature.a", "off"))
+            ngx.say("revisions: ", r1, " ", r2, " ", r3)
+            local e = assert(kv:get("feature.a"))
+            ngx.say("get: ", e.bucket, " ", e.key, " ", e.value, " ", e.revision,
+                    " ", e.operation, " ", e.delta, " ", type(e.created))
+            ngx.say("revision 1: ", kv:get("feature.a", { revision = r1 }).value)
+            ngx.say("revision of another key: ", kv:get("feature.a", { revision = r2 }))
+            ngx.say("missing: ", kv:get("nope"))
+            ngx.say("update on the last: ", kv:update("feature.a", "maybe", r3))
+            ngx.say("update on an old one: ", kv:update("feature.a", "no", r1))
+            ngx.say("create a live key: ", kv:create("feature.b", "x"))
+            ngx.say("create a new key: ", kv:create("feature.c", "new"))
+            ngx.say("delete: ", kv:delete("feature.c"))
+            ngx.say("get deleted: ", kv:get("feature.c"))
+            ngx.say("create after delete: ", kv:create("feature.c", "again"))
+            local keys = assert(kv:keys())
+            table.sort(keys)
+            ngx.say("keys: ", table.concat(keys, " "))
+            local h = assert(kv:history("feature.c"))
+            local ops = {}
+            for _, x in ipairs(h) do ops[#ops + 1] = x.operation .. ":" .. x.value end
+            ngx.say("history: ", table.concat(ops, " "))
+            ngx.say("purge: ", kv:purge("feature.a"))
+            ngx.say("get purged: ", kv:get("feature.a"))
+            h = assert(kv:history("feature.a"))
+            ngx.say("history after purge: ", #h, " ", h[1].operation)
+            keys = assert(kv:keys())
+            table.sort(keys)
+            ngx.say("keys: ", table.concat(keys, " "))
+            n:close()
+        }
+    }
+--- response_body
+bucket: cfg
+revisions: 1 2 3
+get: cfg feature.a off 3 PUT 0 string
+revision 1: on
+revision of another key: nilkey not found
+missing: nilkey not found
+update on the last: 4
+update on an old one: nilwrong last sequence: 410071
+create a live key: nilkey exists10071
+create a new key: 5
+delete: true
+get deleted: nilkey not found
+create after delete: 7
+keys: feature.a feature.b feature.c
+history: PUT:new DEL: PUT:again
+purge: true
+get purged: nilkey not found
+history after purge: 1 PURGE
+keys: feature.b feature.c
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: bad keys and buckets are refused before anything is sent; unknown buckets; an empty bucket
+--- config
+    location = /t {
+        content_by_lua_block {
+            local js, n = t024.js()
+            local kv = t024.bucket(js, "ok")
+            for _, k in ipairs({ "a b", ".lead", "trail.", "star*", "gt>", "", "new\nline" }) do
+                ngx.say(kv:put(k, "v"))
+            end
+            ngx.say(js:create_key_value({ bucket = "a.b" }))
+            ngx.say(js:create_key_value({ bucket = "has space" }))
+            ngx.say(js:key_value("nosuchbucket"))
+            ngx.say(js:delete_key_value("nosuchbucket"))
+            ngx.say("empty keys: ", #assert(kv:keys()))
+            ngx.say("open: ", js:key_value("ok").bucket)
+            ngx.say("delete bucket: ", js:delete_key_value("ok"))
+            n:close()
+        }
+    }
+--- response_body
+nilinvalid key: a b
+nilinvalid key: .lead
+nilinvalid key: trail.
+nilinvalid key: star*
+nilinvalid key: gt>
+nilinvalid key: 
+nilinvalid key: new
+line
+nilinvalid bucket name: a.b
+nilinvalid bucket name: has space
+nilbucket not found10059
+nilbucket not found10059
+empty keys: 0
+open: ok
+delete bucket: true
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: watch through the shared connection: current values first, then every change in order; stop
+--- config
+    location = /t {
+        content_by_lua_block {
+            local conn = require("resty.nats").shared("kv")
+            for _ = 1, 200 do
+                if conn:stats().state == "connected" then break end
+                ngx.sleep(0.01)
+            end
+            local js = assert(conn:jetstream())
+            local kv = t024.bucket(js, "w")
+            assert(kv:put("a", "1"))
+            assert(kv:put("a", "2"))
+            assert(kv:put("b", "1"))
+            local seen = {}
+            local w = assert(kv:watch(">", function(e)
+                seen[#seen + 1] = e.key .. "=" .. e.value .. "(" .. e.operation .. ")"
+            end))
+            for _ = 1, 100 do
+                if #seen >= 2 then break end
+                ngx.sleep(0.02)
+            end
+            ngx.say("initial: ", table.concat(seen, " "))
+            assert(kv:put("c", "3"))
+            assert(kv:delete("a"))
+            assert(kv:put("b", "2"))
+            assert(kv:purge("b"))
+            for _ = 1, 100 do
+                if #seen >= 6 then break end
+                ngx.sleep(0.02)
+            end
+            ngx.say("changes: ", table.concat(seen, " ", 3))
+            ngx.say("stop: ", w:stop())
+            assert(kv:put("d", "4"))
+            ngx.sleep(0.3)
+            ngx.say("after stop: ", #seen)
+            local n = require("resty.nats"):new()
+            assert(n:connect("127.0.0.1", $TEST_NGINX_JS_PORT))
+            ngx.say("watch on a per-request object: ",
+                    assert(n:jetstream()):key_value("w"):watch(">", function() end))
+            n:close()
+        }
+    }
+--- response_body
+initial: a=2(PUT) b=1(PUT)
+changes: c=3(PUT) a=(DEL) b=2(PUT) b=(PURGE)
+stop: true
+after stop: 6
+watch on a per-request object: nilwatch needs a shared connection (nats.shared)
+--- no_error_log
+[error]
