@@ -419,7 +419,7 @@ Content-Length: 23
 --- request
 GET /t
 --- response_body_like chomp
-^/\S+/lua/\?\.lua;/usr/share/lua/5\.1/\?\.lua;
+^/\S+/lua/\?\.lua;
 --- no_error_log
 [error]
 
