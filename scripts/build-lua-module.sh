@@ -24,53 +24,18 @@ fi
 OUT=$(realpath -m "$1")
 W=$(realpath -m "$2")
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-PATCH=$REPO/patches/lua-nginx-module-0.10.23-socket_tcp_nats_keepalive.patch
+PATCH=$REPO/patches/lua-nginx-module-socket_tcp_nats_keepalive.patch
 SRC=/usr/share/nginx/src
 NDK=/usr/share/nginx-ndk/src
 PKG=libnginx-mod-http-lua
-SOURCES=/etc/apt/sources.list.d/debian.sources
 
 log() { echo "build-lua-module: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-SUDO=
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
-
-# apt-get without starting services (as scripts/deps.sh does)
-apt_run() {
-    local created=0 rc=0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-        $SUDO chmod 755 /usr/sbin/policy-rc.d
-        created=1
-    fi
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get "$@" || rc=$?
-    if [ "$created" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
-    return "$rc"
-}
-
-apt_updated=0
-apt_update() {
-    if [ "$apt_updated" = 0 ]; then
-        apt_run update -qq
-        apt_updated=1
-    fi
-}
-
-installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
-}
+. "$REPO/scripts/apt-lib.sh"
 
 # 1. tools and the trees we build against
-missing=()
-for p in dpkg-dev nginx-dev libnginx-mod-http-ndk-dev; do
-    installed "$p" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]}"
-    apt_update
-    apt_run install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_ensure dpkg-dev nginx-dev libnginx-mod-http-ndk-dev
 [ -f "$SRC/conf_flags" ] || die "$SRC/conf_flags not found (nginx-dev)"
 [ -f "$NDK/config" ] || die "$NDK not found (libnginx-mod-http-ndk-dev)"
 [ -f "$PATCH" ] || die "$PATCH not found"
@@ -83,29 +48,8 @@ lua_src() {
     find "$W" -mindepth 1 -maxdepth 1 -type d -name "$PKG-*" | sort | tail -n 1
 }
 
-has_deb_src() {
-    local f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] && grep -qE '^[[:space:]]*deb-src[[:space:]]' "$f" && return 0
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] && grep -qE '^Types:.*[[:space:]]deb-src' "$f" && return 0
-    done
-    return 1
-}
-
 fetch_source() {
-    if ! has_deb_src; then
-        [ -f "$SOURCES" ] || die "no deb-src entry and no $SOURCES"
-        log "adding deb-src to $SOURCES"
-        $SUDO sed -i 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb deb-src/' \
-            "$SOURCES"
-        has_deb_src || die "could not add deb-src to $SOURCES"
-        apt_update
-    fi
-    if ! apt-cache showsrc "$PKG" 2>/dev/null | grep -q '^Package:'; then
-        apt_update
-    fi
+    ensure_deb_src "$PKG"
     rm -rf "$W/$PKG"-[0-9]* "$W/$PKG"_*
     (cd "$W" && apt-get source -qq "$PKG" >"$W/source.log" 2>&1) \
         || { tail -n 20 "$W/source.log" >&2; die "apt-get source $PKG failed"; }

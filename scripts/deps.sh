@@ -8,7 +8,7 @@ PKGS=(
     build-essential cmake pkg-config dpkg-dev ca-certificates curl procps
     nginx nginx-dev libnginx-mod-http-lua libnginx-mod-http-ndk
     libnginx-mod-http-ndk-dev lua-resty-core lua-resty-lrucache lua-cjson
-    debhelper libpcre3-dev
+    debhelper libpcre3-dev libssl-dev zlib1g-dev
     luajit2 libluajit2-5.1-dev
     nats-server libnats-dev uuid-dev
     libgtest-dev libgmock-dev googletest libbenchmark-dev

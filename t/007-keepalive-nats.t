@@ -2,7 +2,8 @@
 # Pooled connections with the patched lua module (patches/): an idle
 # pooled NATS connection answers the server's PINGs, consumes +OK, PONG
 # and INFO, keeps a partial line for later, and is closed on anything
-# else. Needs the build's patched ngx_http_lua_module.so.
+# else. Needs the patched lua module: the build's ngx_http_lua_module.so,
+# or the one compiled into the nginx under test.
 
 use lib 't/lib';
 use TestNats;
@@ -10,8 +11,11 @@ use MockNats;
 use IO::Socket::INET;
 
 if (!patched_lua_module()) {
-    plan skip_all => "the lua module in $TestNats::ModulesDir has no "
-                     . "setkeepalive_nats (build with -DRESTY_NATS_PATCHED_LUA=ON)";
+    my $where = NginxInfo::is_builtin('ngx_http_lua_module')
+        ? "compiled into " . NginxInfo::binary()
+        : "in $TestNats::ModulesDir";
+    plan skip_all => "the lua module $where has no setkeepalive_nats "
+                     . "(patches/; -DRESTY_NATS_PATCHED_LUA=ON)";
 }
 
 my $port = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',

@@ -1,7 +1,11 @@
 # vim:set ft= ts=4 sw=4 et:
-# The fallback with the system's stock lua module: set_keepalive uses the
-# plain cosocket pool, where a pooled connection lives only until the
-# server's next PING (README, set_keepalive).
+# The fallback with a stock lua module (without setkeepalive_nats):
+# set_keepalive uses the plain cosocket pool, where a pooled connection
+# lives only until the server's next PING (README, set_keepalive).
+# The stock module is TEST_NGINX_STOCK_LUA_MODULE or
+# <modules dir>/stock/ngx_http_lua_module.so (the build links the system's
+# there); skipped when it is not built for the nginx under test, or when
+# the lua module is compiled into nginx.
 
 use lib 't/lib';
 use TestNats;
@@ -9,6 +13,9 @@ use MockNats;
 use IO::Socket::INET;
 
 $TestNats::StockLua = 1;
+if (my $why = stock_lua_unavailable()) {
+    plan skip_all => $why;
+}
 
 my $port = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
                                  LocalPort => 0)->sockport;

@@ -18,7 +18,7 @@ __DATA__
 
 === TEST 1: publish (buffered and not) and receive loops compile
 --- http_config
-    lua_package_path "$TEST_NGINX_REPO/lua/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/luajit-2.1.0-beta3/?.lua;;";
+    lua_package_path "$TEST_NGINX_LUA_PACKAGE_PATH";
 --- config
     location = /t {
         content_by_lua_block {
@@ -74,7 +74,7 @@ NYI aborts in resty.nats: 0
 
 === TEST 2: the pooled request path (connect from the pool, synchronous request, set_keepalive) compiles
 --- http_config
-    lua_package_path "$TEST_NGINX_REPO/lua/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/luajit-2.1.0-beta3/?.lua;;";
+    lua_package_path "$TEST_NGINX_LUA_PACKAGE_PATH";
 --- config
     location = /t {
         content_by_lua_block {

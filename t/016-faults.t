@@ -31,7 +31,7 @@ add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value("timeout", 30);
     $block->set_value("http_config", <<'CONF');
-    lua_package_path "$TEST_NGINX_REPO/lua/?.lua;/usr/share/lua/5.1/?.lua;;";
+    lua_package_path "$TEST_NGINX_LUA_PACKAGE_PATH";
     init_by_lua_block {
         -- ctl("stop" | "kill" | "start"): drives the control process
         function ctl(cmd)

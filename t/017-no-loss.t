@@ -17,7 +17,7 @@ add_block_preprocessor(sub {
     $block->set_value("timeout", 120);
     $block->set_value("request", "GET /t");
     $block->set_value("http_config", <<'CONF');
-    lua_package_path "$TEST_NGINX_REPO/lua/?.lua;/usr/share/lua/5.1/?.lua;;";
+    lua_package_path "$TEST_NGINX_LUA_PACKAGE_PATH";
     init_by_lua_block {
         local nats = require "resty.nats"
         -- counts what the libnats sink saw since the last call, polling

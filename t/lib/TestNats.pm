@@ -51,18 +51,35 @@ use Test::Nginx::Socket::Lua -Base;
 
 $Runner = $Test::Nginx::Socket::Lua::IsCompat ? 'compat' : 'test-nginx';
 
-our $ModulesDir = $ENV{TEST_NGINX_MODULES_DIR} || "$RepoRoot/build/modules";
-our @Modules = qw(ndk_http_module ngx_http_lua_module ngx_http_lua_nats_module);
-our $SystemModulesDir = '/usr/lib/nginx/modules';
-our $LuaPackagePath = "$RepoRoot/lua/?.lua;/usr/share/lua/5.1/?.lua;;";
+use NginxInfo;
 
-# set to 1 (before run_tests) to load the system's stock lua module
-# instead of the one in the modules dir (patched by the build)
+# where the suites load modules from: the build's modules directory (the
+# nats module, the patched lua module, NDK); a module compiled into the
+# nginx under test (NginxInfo) is not loaded
+our $ModulesDir = $ENV{TEST_NGINX_MODULES_DIR} || "$RepoRoot/build/modules";
+our @Modules = @NginxInfo::Modules;
+
+# Lua: the repo's lua/ first, then TEST_NGINX_LUA_PATH (extra entries,
+# e.g. where a lua-resty-core matching the lua module is), then the lua
+# module's default path (";;": what the nginx under test uses in
+# production, where it found lua-resty-core to start at all)
+our $LuaPackagePath = "$RepoRoot/lua/?.lua;"
+    . (length($ENV{TEST_NGINX_LUA_PATH} // '')
+       ? "$ENV{TEST_NGINX_LUA_PATH};" : '')
+    . ';';
+$ENV{TEST_NGINX_LUA_PACKAGE_PATH} = $LuaPackagePath
+    unless defined $ENV{TEST_NGINX_LUA_PACKAGE_PATH};
+
+# set to 1 (before run_tests) to load a stock lua module instead of the
+# one in the modules dir (patched by the build): TEST_NGINX_STOCK_LUA_MODULE
+# or <modules dir>/stock/ngx_http_lua_module.so; see stock_lua_unavailable
 our $StockLua = 0;
+our $StockLuaModule = $ENV{TEST_NGINX_STOCK_LUA_MODULE}
+    || "$ModulesDir/stock/ngx_http_lua_module.so";
 
 our @EXPORT = qw(
     plan_tests block_tests load_module_lines nats_module_available
-    patched_lua_module
+    patched_lua_module stock_lua_unavailable
     $RepoRoot $ModulesDir $LuaPackagePath $Runner
 );
 
@@ -79,36 +96,50 @@ log_level('info') unless $ENV{TEST_NGINX_LOG_LEVEL};
 my $LoadLines;
 
 sub nats_module_available () {
+    return 1 if NginxInfo::is_builtin('ngx_http_lua_nats_module');
     return -f "$ModulesDir/ngx_http_lua_nats_module.so" ? 1 : 0;
 }
 
-# "load_module .../ndk_http_module.so; ..." for the modules that exist:
-#   - from $TEST_NGINX_MODULES_DIR (default <repo>/build/modules);
-#   - ndk / lua fall back to the system copies in /usr/lib/nginx/modules;
-#   - the nats module is left out (with a note) while it is not built yet.
-# the lua module the suites load has the setkeepalive_nats patch
+# the lua module the suites use has the setkeepalive_nats patch (the
+# binary's when it is compiled in)
 sub patched_lua_module () {
-    my $path = "$ModulesDir/ngx_http_lua_module.so";
-    open my $fh, '<:raw', $path or return 0;
-    local $/;
-    my $bin = <$fh>;
-    close $fh;
-    return index($bin, "setkeepalive_nats") >= 0 ? 1 : 0;
+    return NginxInfo::has_setkeepalive_nats("$ModulesDir/ngx_http_lua_module.so");
 }
 
+# why a stock lua module cannot be loaded into the nginx under test, or
+# undef when it can ($StockLuaModule)
+sub stock_lua_unavailable () {
+    my $nginx = NginxInfo::binary();
+    if (NginxInfo::is_builtin('ngx_http_lua_module')) {
+        return "ngx_http_lua_module is compiled into $nginx: no stock lua "
+             . "module can be loaded in its place";
+    }
+    my $so = $StockLuaModule;
+    return "no stock lua module at $so (TEST_NGINX_STOCK_LUA_MODULE)"
+        unless -f $so;
+    my ($want, $got) = (NginxInfo::signature($nginx),
+                        NginxInfo::signature($so));
+    if (!defined $want || !defined $got || $want ne $got) {
+        return "the stock lua module $so is not built for $nginx "
+             . "(module signature " . ($got // 'none') . ", nginx's "
+             . ($want // 'none') . ")";
+    }
+    return "$so has setkeepalive_nats: not a stock module"
+        if NginxInfo::has_setkeepalive_nats($so);
+    return undef;
+}
+
+# "load_module .../ndk_http_module.so; ..." for the modules that are not
+# compiled into nginx, from $TEST_NGINX_MODULES_DIR (default
+# <repo>/build/modules); one that is missing is left out, with a note
 sub load_module_lines () {
     return $LoadLines if defined $LoadLines;
     my @lines;
     for my $m (@Modules) {
+        next if NginxInfo::is_builtin($m);
         my $path = "$ModulesDir/$m.so";
         if ($StockLua && $m eq 'ngx_http_lua_module') {
-            $path = "$SystemModulesDir/$m.so";
-        }
-        if (!-f $path && $m ne 'ngx_http_lua_nats_module'
-            && -f "$SystemModulesDir/$m.so")
-        {
-            Test::More::diag("TestNats: $path not found, using $SystemModulesDir/$m.so");
-            $path = "$SystemModulesDir/$m.so";
+            $path = $StockLuaModule;
         }
         if (!-f $path) {
             Test::More::diag("TestNats: $path not found: not loading $m");
@@ -116,7 +147,7 @@ sub load_module_lines () {
         }
         push @lines, "load_module $path;";
     }
-    $LoadLines = join("\n", @lines) . "\n";
+    $LoadLines = join("\n", @lines) . (@lines ? "\n" : '');
     return $LoadLines;
 }
 
