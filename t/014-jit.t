@@ -1,6 +1,7 @@
 # vim:set ft= ts=4 sw=4 et:
 # The hot paths compile: a publish loop, the receive loop of wait() and
-# the pooled request path (connect, synchronous request, set_keepalive)
+# the pooled request path (connect, synchronous request, set_keepalive),
+# and publish/request through a shared connection
 # hit nothing LuaJIT cannot compile (NYI) in lua/resty/nats.lua and
 # lua/resty/nats/*.lua (jit.v).
 # Other aborts ("leaving loop in root trace") are transient recorder
@@ -94,6 +95,61 @@ NYI aborts in resty.nats: 0
             local ok = 0
             for i = 1, 2000 do
                 if one() then ok = ok + 1 end
+            end
+            v.off()
+            local f = assert(io.open(log))
+            local text = f:read("*a")
+            f:close()
+            os.remove(log)
+            local aborts = {}
+            for line in text:gmatch("[^\n]+") do
+                if (line:find("nats%.lua") or line:find("nats/[%w_]+%.lua"))
+                   and line:match("^%[TRACE %-%-%-")
+                   and line:find("NYI", 1, true) then
+                    aborts[#aborts + 1] = line
+                end
+            end
+            ngx.say("replies: ", ok)
+            ngx.say("NYI aborts in resty.nats: ", #aborts)
+            for _, a in ipairs(aborts) do ngx.say(a) end
+        }
+    }
+--- request
+GET /t
+--- response_body
+replies: 2000
+NYI aborts in resty.nats: 0
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: publishing and requests through a shared connection compile
+--- http_config
+    lua_package_path "$TEST_NGINX_LUA_PACKAGE_PATH";
+    init_worker_by_lua_block {
+        assert(require("resty.nats").shared("jit", {
+            port = $TEST_NGINX_NATS_PORT }))
+    }
+--- config
+    location = /t {
+        content_by_lua_block {
+            local conn = require("resty.nats").shared("jit")
+            for _ = 1, 200 do
+                if conn:stats().state == "connected" then break end
+                ngx.sleep(0.01)
+            end
+            assert(conn:request("interop.echo", "warm"))
+            local v = require "jit.v"
+            local log = os.tmpname()
+            v.on(log)
+            for i = 1, 50000 do
+                assert(conn:publish("jit.shared", "0123456789abcdef"))
+            end
+            local ok = 0
+            for i = 1, 2000 do
+                local m = conn:request("interop.echo", "x")
+                if m and m.payload == "x" then ok = ok + 1 end
             end
             v.off()
             local f = assert(io.open(log))
