@@ -21,6 +21,18 @@ jetstream {
 CONF
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
 
+# a JetStream server with file storage that the handlers stop and start
+my ($restart_port, $ctl_port) = NatsServer->controlled(
+    name => 'js-restart', conf => <<'CONF');
+listen: 127.0.0.1:$port
+jetstream {
+    store_dir: "$dir/store"
+    max_file_store: 256MB
+}
+CONF
+$ENV{TEST_NGINX_RESTART_PORT} = $restart_port;
+$ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
+
 repeat_each(1);
 plan tests => plan_tests();
 no_long_string();
@@ -39,6 +51,25 @@ add_block_preprocessor(sub {
             n:set_timeout(5000)
             assert(n:connect("127.0.0.1", port or $TEST_NGINX_JS_PORT))
             return assert(n:jetstream()), n
+        end
+        -- runs the libnats peer (JetStream commands), its output lines
+        function t023.peer(...)
+            local cmd = "$TEST_NGINX_NATS_PEER " .. table.concat({ ... }, " ")
+            local f = assert(io.popen(cmd .. " 2>&1"))
+            local out = {}
+            for line in f:lines() do out[#out + 1] = line end
+            f:close()
+            return out
+        end
+        -- ctl("stop" | "start"): drives the control process
+        function t023.ctl(cmd)
+            local s = ngx.socket.tcp()
+            s:settimeout(20000)
+            assert(s:connect("127.0.0.1", $TEST_NGINX_CTL_PORT))
+            assert(s:send(cmd .. "\n"))
+            local line = assert(s:receive("*l"))
+            s:close()
+            return line
         end
         -- a fresh stream named name on subjects name.>
         function t023.stream(js, name, extra)
@@ -330,5 +361,94 @@ niljetstream not enabled
     }
 --- response_body
 max_age: 31536000000000000
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: interop with libnats' JetStream API: libnats fetches what js:publish stored, js:fetch reads what libnats published
+--- config
+    location = /t {
+        content_by_lua_block {
+            local js, n = t023.js()
+            t023.stream(js, "IOP")
+            for i = 1, 3 do
+                assert(js:publish("IOP.lua", "from-lua " .. i))
+            end
+            assert(js:add_consumer("IOP", { durable_name = "c",
+                ack_policy = "explicit", filter_subject = "IOP.lua" }))
+            local out = t023.peer("jsfetch", "nats://127.0.0.1:$TEST_NGINX_JS_PORT",
+                                  "IOP", "c", 3)
+            ngx.say("libnats fetched: ", table.concat(out, ", "))
+            ngx.say("acked by libnats: ",
+                    js:consumer_info("IOP", "c").ack_floor.stream_seq)
+            out = t023.peer("jspub", "nats://127.0.0.1:$TEST_NGINX_JS_PORT",
+                            "IOP.c", "from-c", 3)
+            ngx.say("libnats published: ", out[1])
+            assert(js:add_consumer("IOP", { durable_name = "l",
+                ack_policy = "explicit", filter_subject = "IOP.c" }))
+            local msgs = assert(js:fetch("IOP", "l", { batch = 3 }))
+            local got = {}
+            for _, m in ipairs(msgs) do
+                got[#got + 1] = m.payload
+                assert(m:ack())
+            end
+            ngx.say("js:fetch read: ", table.concat(got, ", "))
+            n:close()
+        }
+    }
+--- response_body
+libnats fetched: from-lua 1, from-lua 2, from-lua 3
+acked by libnats: 3
+libnats published: IOP 6
+js:fetch read: from-c 1, from-c 2, from-c 3
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: a server restart between publish and fetch loses nothing (file storage)
+--- config
+    location = /t {
+        content_by_lua_block {
+            local js, n = t023.js($TEST_NGINX_RESTART_PORT)
+            js:delete_stream("DUR")
+            assert(js:add_stream({ name = "DUR", subjects = { "DUR.>" },
+                                   storage = "file" }))
+            assert(js:add_consumer("DUR", { durable_name = "d",
+                                            ack_policy = "explicit" }))
+            for i = 1, 100 do
+                assert(js:publish("DUR.x", "m" .. i))
+            end
+            n:close()
+            ngx.say(t023.ctl("stop"))
+            ngx.say(t023.ctl("start"))
+            js, n = t023.js($TEST_NGINX_RESTART_PORT)
+            local info
+            for _ = 1, 50 do
+                info = js:stream_info("DUR")
+                if info then break end
+                ngx.sleep(0.1)
+            end
+            ngx.say("stored after the restart: ", info.state.messages)
+            local got, last = 0, nil
+            while got < 100 do
+                local msgs = assert(js:fetch("DUR", "d", { batch = 50 }))
+                if #msgs == 0 then break end
+                for _, m in ipairs(msgs) do
+                    got = got + 1
+                    last = m.payload
+                    assert(m:ack())
+                end
+            end
+            ngx.say("fetched: ", got, ", last ", last)
+            n:close()
+        }
+    }
+--- response_body
+ok stop
+ok start
+stored after the restart: 100
+fetched: 100, last m100
 --- no_error_log
 [error]

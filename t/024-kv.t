@@ -196,6 +196,15 @@ delete bucket: true
                 ngx.sleep(0.02)
             end
             ngx.say("changes: ", table.concat(seen, " ", 3))
+            local f = assert(io.popen("$TEST_NGINX_NATS_PEER kvput "
+                .. "nats://127.0.0.1:$TEST_NGINX_JS_PORT w e from-libnats"))
+            f:read("*a")
+            f:close()
+            for _ = 1, 100 do
+                if #seen >= 7 then break end
+                ngx.sleep(0.02)
+            end
+            ngx.say("libnats' put: ", seen[7])
             ngx.say("stop: ", w:stop())
             assert(kv:put("d", "4"))
             ngx.sleep(0.3)
@@ -210,8 +219,9 @@ delete bucket: true
 --- response_body
 initial: a=2(PUT) b=1(PUT)
 changes: c=3(PUT) a=(DEL) b=2(PUT) b=(PURGE)
+libnats' put: e=from-libnats(PUT)
 stop: true
-after stop: 6
+after stop: 7
 watch on a per-request object: nilwatch needs a shared connection (nats.shared)
 --- no_error_log
 [error]

@@ -22,6 +22,15 @@
  *       sends one request, prints the reply payload, exits 0 (1 on error)
  *   nats_peer publish URL SUBJECT PAYLOAD [COUNT]
  *       publishes COUNT (default 1) copies, flushes, exits
+ *   nats_peer jspub URL SUBJECT PAYLOAD COUNT
+ *       JetStream: publishes COUNT messages "<PAYLOAD> <i>" (i from 1)
+ *       with js_Publish, prints "<stream> <last seq>"
+ *   nats_peer jsfetch URL STREAM CONSUMER COUNT [TIMEOUT_MS]
+ *       JetStream: fetches COUNT messages of an existing pull consumer
+ *       (natsSubscription_Fetch), acks each, prints their payloads, one
+ *       a line
+ *   nats_peer kvput URL BUCKET KEY VALUE
+ *       key-value: kvStore_PutString, prints the revision
  *   nats_peer benchpub URL SIZE COUNT
  *       the native baseline of bench/bench.sh: resets the serve peer's
  *       sink, publishes COUNT messages of SIZE bytes to interop.sink.bench,
@@ -417,6 +426,88 @@ bench_publish(natsConnection *nc, long size, long count)
 }
 
 
+static int
+js_cli(natsConnection *nc, int argc, char **argv)
+{
+    jsCtx             *js = NULL;
+    jsPubAck          *pa = NULL;
+    jsErrCode          jerr = 0;
+    jsSubOptions       so;
+    natsSubscription  *sub = NULL;
+    natsMsgList        list = { 0 };
+    kvStore           *kv = NULL;
+    natsStatus         s;
+    uint64_t           rev = 0;
+    char               buf[4096];
+    long               i, count, got;
+    int                k, rc = 1;
+
+    s = natsConnection_JetStream(&js, nc, NULL);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_peer: jetstream: %s\n", natsStatus_GetText(s));
+        return 1;
+    }
+
+    if (strcmp(argv[1], "jspub") == 0 && argc >= 6) {
+        count = atol(argv[5]);
+        for (i = 1; i <= count && s == NATS_OK; i++) {
+            snprintf(buf, sizeof(buf), "%s %ld", argv[4], i);
+            jsPubAck_Destroy(pa);
+            pa = NULL;
+            s = js_Publish(&pa, js, argv[3], buf, (int) strlen(buf), NULL,
+                           &jerr);
+        }
+        if (s == NATS_OK && pa != NULL) {
+            printf("%s %llu\n", pa->Stream, (unsigned long long) pa->Sequence);
+            rc = 0;
+        }
+        jsPubAck_Destroy(pa);
+
+    } else if (strcmp(argv[1], "jsfetch") == 0 && argc >= 6) {
+        count = atol(argv[5]);
+        jsSubOptions_Init(&so);
+        so.Stream = argv[3];
+        so.Consumer = argv[4];
+        s = js_PullSubscribe(&sub, js, NULL, argv[4], NULL, &so, &jerr);
+        got = 0;
+        while (s == NATS_OK && got < count) {
+            s = natsSubscription_Fetch(&list, sub, (int) (count - got),
+                                       argc > 6 ? atol(argv[6]) : 5000,
+                                       &jerr);
+            for (k = 0; s == NATS_OK && k < list.Count; k++) {
+                fwrite(natsMsg_GetData(list.Msgs[k]), 1,
+                       natsMsg_GetDataLength(list.Msgs[k]), stdout);
+                printf("\n");
+                natsMsg_Ack(list.Msgs[k], NULL);
+                got++;
+            }
+            natsMsgList_Destroy(&list);
+        }
+        natsSubscription_Destroy(sub);
+        rc = got == count ? 0 : 1;
+
+    } else if (strcmp(argv[1], "kvput") == 0 && argc >= 6) {
+        s = js_KeyValue(&kv, js, argv[3]);
+        if (s == NATS_OK) {
+            s = kvStore_PutString(&rev, kv, argv[4], argv[5]);
+        }
+        if (s == NATS_OK) {
+            printf("%llu\n", (unsigned long long) rev);
+            rc = 0;
+        }
+        kvStore_Destroy(kv);
+    }
+
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_peer: %s: %s (%d)\n", argv[1],
+                natsStatus_GetText(s), (int) jerr);
+    }
+    fflush(stdout);
+    jsCtx_Destroy(js);
+    return rc;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -476,6 +567,12 @@ main(int argc, char **argv)
             s = natsConnection_Flush(nc);
         }
         rc = s == NATS_OK ? 0 : 1;
+
+    } else if (strcmp(argv[1], "jspub") == 0
+               || strcmp(argv[1], "jsfetch") == 0
+               || strcmp(argv[1], "kvput") == 0)
+    {
+        rc = js_cli(nc, argc, argv);
 
     } else if (strcmp(argv[1], "benchpub") == 0 && argc >= 5) {
         rc = bench_publish(nc, atol(argv[3]), atol(argv[4]));
