@@ -40,6 +40,15 @@
  *       the same with one connection per thread (each writing at once,
  *       natsOptions_SetSendAsap): no request shares a read or a write
  *       with another, as with one pooled connection per HTTP request.
+ *   nats_bench jspub URL SIZE COUNT
+ *       JetStream publish baseline (SendAsap, as jsfetch): js_Publish
+ *       (each waits for its acknowledgement) of COUNT messages of SIZE bytes to bench.js.c
+ *       (stream BENCHJS, memory, made or purged first); prints "<msgs/s>".
+ *   nats_bench jsfetch URL COUNT BATCH
+ *       pull baseline: stores COUNT messages of 16 bytes in the stream
+ *       BENCHFETCH (memory, made or purged first), then a durable pull
+ *       consumer reads them with natsSubscription_Fetch(BATCH) and acks
+ *       each; prints "<msgs/s>" of the reading.
  */
 
 #include <nats/nats.h>
@@ -415,6 +424,135 @@ bench_pub(natsConnection *nc, long size, long count)
 }
 
 
+/* JetStream baselines ------------------------------------------------ */
+
+/* the stream name on subjects "<subject>.>", memory storage, empty */
+static natsStatus
+js_fresh_stream(jsCtx *js, const char *name, const char *subject)
+{
+    jsStreamConfig   cfg;
+    jsStreamInfo    *si = NULL;
+    jsErrCode        jerr = 0;
+    natsStatus       s;
+    char             subj[128];
+    const char      *subjects[1];
+
+    snprintf(subj, sizeof(subj), "%s.>", subject);
+    subjects[0] = subj;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_MemoryStorage;
+    s = js_AddStream(&si, js, &cfg, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s == NATS_OK || jerr == JSStreamNameExistErr) {
+        s = js_PurgeStream(js, name, NULL, &jerr);
+    }
+    return s;
+}
+
+
+static int
+bench_jspub(natsConnection *nc, long size, long count)
+{
+    jsCtx       *js = NULL;
+    jsPubAck    *pa = NULL;
+    jsErrCode    jerr = 0;
+    char        *data;
+    double       t0, t1;
+    long         i;
+    natsStatus   s;
+
+    data = calloc(1, size > 0 ? size : 1);
+    if (data == NULL) {
+        return 1;
+    }
+    s = natsConnection_JetStream(&js, nc, NULL);
+    if (s == NATS_OK) {
+        s = js_fresh_stream(js, "BENCHJS", "bench.js");
+    }
+    t0 = now_sec();
+    for (i = 0; i < count && s == NATS_OK; i++) {
+        s = js_Publish(&pa, js, "bench.js.c", data, (int) size, NULL, &jerr);
+        jsPubAck_Destroy(pa);
+        pa = NULL;
+    }
+    t1 = now_sec();
+    free(data);
+    jsCtx_Destroy(js);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_bench: jspub: %s (%d)\n",
+                natsStatus_GetText(s), (int) jerr);
+        return 1;
+    }
+    printf("%.0f\n", count / (t1 - t0));
+    return 0;
+}
+
+
+static int
+bench_jsfetch(natsConnection *nc, long count, int batch)
+{
+    jsCtx             *js = NULL;
+    jsErrCode          jerr = 0;
+    jsConsumerConfig   cc;
+    jsConsumerInfo    *ci = NULL;
+    jsSubOptions       so;
+    natsSubscription  *sub = NULL;
+    natsMsgList        list = { 0 };
+    double             t0, t1;
+    long               i, got = 0;
+    int                k;
+    natsStatus         s;
+
+    s = natsConnection_JetStream(&js, nc, NULL);
+    if (s == NATS_OK) {
+        s = js_fresh_stream(js, "BENCHFETCH", "bench.fetch");
+    }
+    for (i = 0; i < count && s == NATS_OK; i++) {
+        s = js_PublishAsync(js, "bench.fetch.x", "0123456789abcdef", 16,
+                            NULL);
+    }
+    if (s == NATS_OK) {
+        s = js_PublishAsyncComplete(js, NULL);
+    }
+    if (s == NATS_OK) {
+        js_DeleteConsumer(js, "BENCHFETCH", "cfetch", NULL, NULL);
+        jsConsumerConfig_Init(&cc);
+        cc.Durable = "cfetch";
+        cc.AckPolicy = js_AckExplicit;
+        s = js_AddConsumer(&ci, js, "BENCHFETCH", &cc, NULL, &jerr);
+        jsConsumerInfo_Destroy(ci);
+    }
+    if (s == NATS_OK) {
+        jsSubOptions_Init(&so);
+        so.Stream = "BENCHFETCH";
+        so.Consumer = "cfetch";
+        s = js_PullSubscribe(&sub, js, NULL, "cfetch", NULL, &so, &jerr);
+    }
+    t0 = now_sec();
+    while (s == NATS_OK && got < count) {
+        s = natsSubscription_Fetch(&list, sub, batch, 5000, &jerr);
+        for (k = 0; s == NATS_OK && k < list.Count; k++) {
+            s = natsMsg_Ack(list.Msgs[k], NULL);
+            got++;
+        }
+        natsMsgList_Destroy(&list);
+    }
+    t1 = now_sec();
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_bench: jsfetch: %s (%d) after %ld\n",
+                natsStatus_GetText(s), (int) jerr, got);
+        return 1;
+    }
+    printf("%.0f\n", got / (t1 - t0));
+    return 0;
+}
+
+
 /* receive baseline ---------------------------------------------------- */
 
 static void
@@ -653,7 +791,8 @@ main(int argc, char **argv)
     int              rc = 2;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: nats_bench serve|pub|recv|reqloop|reqloop-conns URL "
+        fprintf(stderr, "usage: nats_bench serve|pub|recv|reqloop|reqloop-conns|jspub|"
+                "jsfetch URL "
                 "...\n");
         return 2;
     }
@@ -664,7 +803,11 @@ main(int argc, char **argv)
         return rc;
     }
 
-    if (connect_to(&nc, argv[2], "nats_bench", 0) != NATS_OK) {
+    /* a JetStream publish or fetch waits for the server at every step:
+     * its requests are written at once (SendAsap), libnats at its best */
+    if (connect_to(&nc, argv[2], "nats_bench",
+                   strncmp(argv[1], "js", 2) == 0) != NATS_OK)
+    {
         return 1;
     }
 
@@ -680,6 +823,17 @@ main(int argc, char **argv)
 
     } else if (strcmp(argv[1], "recv") == 0 && argc == 5) {
         rc = bench_recv(nc, atol(argv[3]), atol(argv[4]));
+
+    } else if (strcmp(argv[1], "jspub") == 0 && argc == 5
+               && atol(argv[3]) >= 0 && atol(argv[3]) <= MAX_SIZE
+               && atol(argv[4]) > 0)
+    {
+        rc = bench_jspub(nc, atol(argv[3]), atol(argv[4]));
+
+    } else if (strcmp(argv[1], "jsfetch") == 0 && argc == 5
+               && atol(argv[3]) > 0 && atoi(argv[4]) > 0)
+    {
+        rc = bench_jsfetch(nc, atol(argv[3]), atoi(argv[4]));
 
     } else if ((strcmp(argv[1], "reqloop") == 0
                 || strcmp(argv[1], "reqloop-conns") == 0)

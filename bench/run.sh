@@ -9,13 +9,16 @@
 #   N=200000          messages per publish/receive run
 #   DURATION=10       seconds per wrk run and per native request loop
 #   SCENARIOS="publish spublish receive native cpu http raw gateway sync
-#              original shared pubshared pubpooled fanout rss srss core"
+#              original shared pubshared pubpooled ingest kvget jspublish
+#              jsfetch fanout rss srss core"
 #                     a subset, in any order (they always run in this one)
 #   PUB_WBUF=65536    publish also with set_write_buffer(PUB_WBUF) when
 #                     resty.nats has it (0: not)
 #   RSS_DURATION=120  seconds of the long gateway run of "rss" and "srss"
 #   FANOUT_W=1000     waiters of the "fanout" scenario, FANOUT_N=100
 #                     messages each
+#   JS_N=20000        messages per "jspublish" run; FETCH_N=10000 per
+#                     "jsfetch" run
 #   CPU_N=20000       sequential requests per "cpu" measurement
 #   CORE_MIN_TIME=0.3 --benchmark_min_time of the core benchmark
 #   BUILD_DIR=build   the CMake build directory (configured with
@@ -45,7 +48,7 @@ cd "$REPO"
 RUNS=${RUNS:-3}
 N=${N:-200000}
 DURATION=${DURATION:-10}
-ALL_SCENARIOS="publish spublish receive native cpu http raw gateway sync original shared pubshared pubpooled fanout rss srss core"
+ALL_SCENARIOS="publish spublish receive native cpu http raw gateway sync original shared pubshared pubpooled ingest kvget jspublish jsfetch fanout rss srss core"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 RSS_DURATION=${RSS_DURATION:-120}
 FANOUT_W=${FANOUT_W:-1000}
@@ -91,7 +94,8 @@ started=$(date +%s)
 targets=(nats_bench core_bench)
 if want publish || want spublish || want receive || want gateway \
         || want sync || want original || want shared || want pubshared \
-        || want pubpooled || want fanout || want rss || want srss; then
+        || want pubpooled || want ingest || want kvget || want jspublish \
+        || want jsfetch || want fanout || want rss || want srss; then
     targets+=(nginx_module)
 fi
 bench_build "$BUILD_DIR" "$BUILD_DIR/bench-build.log" "${targets[@]}"
@@ -132,7 +136,8 @@ trap 'exit 130' INT TERM
 
 NATS_PORT=$(free_port)
 URL="nats://127.0.0.1:$NATS_PORT"
-nats-server -a 127.0.0.1 -p "$NATS_PORT" -l "$B/logs/nats.log" &
+nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$B/js" \
+    -l "$B/logs/nats.log" &
 pids+=($!)
 wait_port "$NATS_PORT"
 
@@ -185,6 +190,11 @@ http {
         location = /spubgw { content_by_lua_block { require("bench_handlers").shared_publish_gateway() } }
         location = /ppubgw { content_by_lua_block { require("bench_handlers").pooled_publish_gateway() } }
         location = /fanout { content_by_lua_block { require("bench_handlers").fanout() } }
+        location = /jspub { content_by_lua_block { require("bench_handlers").js_publish() } }
+        location = /jsfetch { content_by_lua_block { require("bench_handlers").js_fetch() } }
+        location = /jssetup { content_by_lua_block { require("bench_handlers").js_setup() } }
+        location = /ingest { content_by_lua_block { require("bench_handlers").ingest() } }
+        location = /kvget { content_by_lua_block { require("bench_handlers").kv_get() } }
     }
 }
 CONF
@@ -407,6 +417,54 @@ if want spublish; then
     stop_nginx
 fi
 
+# JetStream: publish with ack in a loop, pull consumer reading -----------------
+JS_N=${JS_N:-20000}
+FETCH_N=${FETCH_N:-10000}
+if want jspublish || want jsfetch; then
+    start_nginx 1 js
+    if want jspublish; then
+        for size in 16 1024; do
+            echo "jspublish $size B: $RUNS runs of $JS_N messages"
+            fetch "/jspub?n=500&size=$size" > /dev/null \
+                || failed "jspublish $size B warm-up"
+            for _ in $(seq "$RUNS"); do
+                quiet
+                if v=$(fetch "/jspub?n=$JS_N&size=$size"); then
+                    record "jspublish_lua_$size" "$v"; lua=$(hum "$v")/s
+                else
+                    failed "js:publish $size B"; lua=failed
+                fi
+                quiet
+                if v=$(timeout 300 "$NB" jspub "$URL" "$size" "$JS_N"); then
+                    record "jspublish_c_$size" "$v"; c=$(hum "$v")/s
+                else
+                    failed "libnats js_Publish $size B"; c=failed
+                fi
+                echo "  resty.nats js:publish $lua, libnats js_Publish $c"
+            done
+        done
+    fi
+    if want jsfetch; then
+        echo "jsfetch: $RUNS runs of $FETCH_N messages in batches of 100, each acked"
+        for _ in $(seq "$RUNS"); do
+            quiet
+            if v=$(fetch "/jsfetch?n=$FETCH_N&batch=100"); then
+                record jsfetch_lua "$v"; lua=$(hum "$v")/s
+            else
+                failed "js:fetch"; lua=failed
+            fi
+            quiet
+            if v=$(timeout 300 "$NB" jsfetch "$URL" "$FETCH_N" 100); then
+                record jsfetch_c "$v"; c=$(hum "$v")/s
+            else
+                failed "libnats fetch"; c=failed
+            fi
+            echo "  resty.nats js:fetch $lua, libnats natsSubscription_Fetch $c"
+        done
+    fi
+    stop_nginx
+fi
+
 # native request loops --------------------------------------------------------
 if want native; then
     # 1 and 50 requesters on one connection; 50c: 50 requesters with a
@@ -452,18 +510,25 @@ gw_path() {
         gateway) echo /gw ;; sync) echo /sync ;; original) echo /orig ;;
         http) echo /http ;; raw) echo /raw ;; shared) echo /sgw ;;
         pubshared) echo /spubgw ;; pubpooled) echo /ppubgw ;;
+        ingest) echo /ingest ;; kvget) echo /kvget ;;
     esac
 }
 for w in 1 2; do
     want http || want raw || want gateway || want sync || want original \
-        || want shared || want pubshared || want pubpooled || break
+        || want shared || want pubshared || want pubpooled || want ingest \
+        || want kvget || break
     start_nginx "$w" "gw$w"
-    for p in /gw /sync /orig /raw /http /sgw /spubgw /ppubgw; do
+    if want ingest || want kvget; then
+        curl -s --max-time 30 "http://127.0.0.1:$HTTP_PORT/jssetup" \
+            | grep -q '^ok' || failed "jssetup"
+    fi
+    for p in /gw /sync /orig /raw /http /sgw /spubgw /ppubgw /ingest /kvget; do
         curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT$p" > /dev/null \
             || failed "GET $p"
     done
     for r in $(seq "$RUNS"); do
-        for sc in http raw gateway sync original shared pubshared pubpooled; do
+        for sc in http raw gateway sync original shared pubshared pubpooled \
+                  ingest kvget; do
             want "$sc" || continue
             p=$(gw_path "$sc")
             if [ "$r" = 1 ]; then
@@ -635,6 +700,18 @@ if want spublish; then
              "$(ratio "spublish_lua_$size" "spublish_c_$size")" "N=$N, one handler"
     done
 fi
+if want jspublish; then
+    for size in 16 1024; do
+        label="$size B"; [ "$size" = 1024 ] && label="1 KiB"
+        line "js:publish (ack) $label, msgs/s" "$(fig "jspublish_lua_$size")" \
+             "$(fig "jspublish_c_$size")" \
+             "$(ratio "jspublish_lua_$size" "jspublish_c_$size")" "N=$JS_N, one at a time (js_Publish)"
+    done
+fi
+if want jsfetch; then
+    line "js:fetch 100 + ack each, msgs/s" "$(fig jsfetch_lua)" \
+         "$(fig jsfetch_c)" "$(ratio jsfetch_lua jsfetch_c)" "N=$FETCH_N, natsSubscription_Fetch"
+fi
 if want native; then
     for c in 1 50 50c; do
         label="$c requester(s)"
@@ -661,7 +738,7 @@ if want cpu && [ -s "$R/cpu" ]; then
     line "worker CPU per request on one conn, us" "$m2 [$lo2..$hi2]" "-" "" \
          "raw cosocket PUB + MSG read: $m [$lo..$hi] us; os.clock over $CPU_N sequential requests"
 fi
-for sc in http raw gateway sync original shared pubshared pubpooled; do
+for sc in http raw gateway sync original shared pubshared pubpooled ingest kvget; do
     want "$sc" || continue
     case $sc in
         http) label="HTTP alone (no NATS)" ;;
@@ -672,6 +749,8 @@ for sc in http raw gateway sync original shared pubshared pubpooled; do
         shared) label="gateway on the shared conn (request)" ;;
         pubshared) label="publish gateway, shared conn" ;;
         pubpooled) label="publish gateway, pooled conn" ;;
+        ingest) label="ingestion gateway js:publish+msg_id, shared" ;;
+        kvget) label="kv:get per HTTP request, shared" ;;
     esac
     for w in 1 2; do
         [ -s "$R/${sc}_w$w" ] || continue
@@ -694,6 +773,9 @@ for sc in http raw gateway sync original shared pubshared pubpooled; do
         fi
         if [ "$sc" = shared ] && [ -s "$R/original_w$w" ]; then
             bare="$bare, $(ratio "${sc}_w$w" "original_w$w") of original"
+        fi
+        if { [ "$sc" = ingest ] || [ "$sc" = kvget ]; } && [ -s "$R/shared_w$w" ]; then
+            bare="$bare, $(ratio "${sc}_w$w" "shared_w$w") of the shared request gateway"
         fi
         if [ "$sc" = pubshared ] && [ -s "$R/pubpooled_w$w" ]; then
             bare="$bare, $(ratio "${sc}_w$w" "pubpooled_w$w") of pooled"

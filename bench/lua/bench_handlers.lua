@@ -11,6 +11,7 @@ local ffi = require "ffi"
 local ngx = ngx
 local tonumber = tonumber
 local tostring = tostring
+local pairs = pairs
 local string_rep = string.rep
 local string_format = string.format
 
@@ -425,6 +426,168 @@ function _M.raw()
     raw_nfree = raw_nfree + 1
     raw_free[raw_nfree] = k
     ngx.print(payload)
+end
+
+
+-- JetStream ------------------------------------------------------------------
+
+-- a stream of memory storage on subjects "<prefix>.>", empty
+local function fresh_stream(js, name, prefix, extra)
+    js:delete_stream(name)
+    local cfg = { name = name, subjects = { prefix .. ".>" },
+                  storage = "memory" }
+    for k, v in pairs(extra or {}) do
+        cfg[k] = v
+    end
+    return js:add_stream(cfg)
+end
+
+
+-- GET /jspub?n=N&size=S: N js:publish (each waits for its ack) of S bytes
+-- on a per-request connection (stream BENCHJS, as nats_bench jspub)
+function _M.js_publish()
+    local count = tonumber(ngx.var.arg_n)
+    local size = tonumber(ngx.var.arg_size)
+    local n, err = connect(30000)
+    if not n then
+        return fail("connect: ", err)
+    end
+    local js = n:jetstream({ timeout = 10000 })
+    local ok
+    ok, err = fresh_stream(js, "BENCHJS", "bench.js")
+    if not ok then
+        return fail("stream: ", err)
+    end
+    local payload = string_rep("x", size)
+    local t0 = now()
+    for _ = 1, count do
+        local ack
+        ack, err = js:publish("bench.js.lua", payload)
+        if not ack then
+            return fail("js:publish: ", err)
+        end
+    end
+    local t1 = now()
+    n:close()
+    ngx.say(string_format("%.0f", count / (t1 - t0)))
+end
+
+
+-- GET /jsfetch?n=N&batch=B: N messages stored in BENCHFETCH, then read
+-- by a durable pull consumer, B at a time, each acked (as nats_bench
+-- jsfetch); the rate of the reading
+function _M.js_fetch()
+    local count = tonumber(ngx.var.arg_n)
+    local batch = tonumber(ngx.var.arg_batch)
+    local n, err = connect(30000)
+    if not n then
+        return fail("connect: ", err)
+    end
+    local js = n:jetstream({ timeout = 10000 })
+    local ok
+    ok, err = fresh_stream(js, "BENCHFETCH", "bench.fetch")
+    if not ok then
+        return fail("stream: ", err)
+    end
+    n:set_write_buffer(65536)
+    for _ = 1, count do
+        n:publish("bench.fetch.x", "0123456789abcdef")
+    end
+    n:set_write_buffer(0)
+    assert(n:flush())
+    local info = js:stream_info("BENCHFETCH")
+    if not info or info.state.messages ~= count then
+        return fail("stored: ", info and info.state.messages)
+    end
+    ok, err = js:add_consumer("BENCHFETCH", { durable_name = "lfetch",
+                                              ack_policy = "explicit" })
+    if not ok then
+        return fail("consumer: ", err)
+    end
+    local got = 0
+    local t0 = now()
+    while got < count do
+        local msgs
+        msgs, err = js:fetch("BENCHFETCH", "lfetch", { batch = batch })
+        if not msgs or #msgs == 0 then
+            return fail("fetch: ", err or "nothing after " .. got)
+        end
+        for i = 1, #msgs do
+            msgs[i]:ack()
+        end
+        got = got + #msgs
+    end
+    local t1 = now()
+    n:close()
+    ngx.say(string_format("%.0f", got / (t1 - t0)))
+end
+
+
+-- GET /jssetup: the stream of /ingest and the bucket of /kvget
+function _M.js_setup()
+    local conn, err = shared()
+    if not conn then
+        return fail("shared: ", err)
+    end
+    local js = conn:jetstream()
+    local ok
+    ok, err = fresh_stream(js, "BENCHINGEST", "bench.ingest",
+                           { max_msgs = 100000, discard = "old",
+                             duplicate_window = 10 * 1e9 })
+    if not ok then
+        return fail("stream: ", err)
+    end
+    js:delete_key_value("bench")
+    local kv
+    kv, err = js:create_key_value({ bucket = "bench", storage = "memory" })
+    if not kv then
+        return fail("kv: ", err)
+    end
+    ok, err = kv:put("flag", "on")
+    if not ok then
+        return fail("kv put: ", err)
+    end
+    ngx.say("ok")
+end
+
+
+local ingest_seq = 0
+local ingest_opts = { msg_id = "" }
+local bench_js, bench_kv      -- per worker, made at the first use
+
+-- GET /ingest: the HTTP ingestion gateway on the shared connection:
+-- js:publish with a msg_id, 202 after the stream's ack
+function _M.ingest()
+    local js = bench_js
+    if not js then
+        js = nats.shared("bench"):jetstream()
+        bench_js = js
+    end
+    ingest_seq = ingest_seq + 1
+    ingest_opts.msg_id = ngx.worker.pid() .. "-" .. ingest_seq
+    local ack, err = js:publish("bench.ingest.x", "event", ingest_opts)
+    if not ack then
+        ngx.log(ngx.ERR, "ingest: ", err)
+        return ngx.exit(503)
+    end
+    ngx.status = 202
+    ngx.print(ack.seq)
+end
+
+
+-- GET /kvget: one kv:get per HTTP request on the shared connection
+function _M.kv_get()
+    local kv = bench_kv
+    if not kv then
+        kv = assert(nats.shared("bench"):jetstream():key_value("bench"))
+        bench_kv = kv
+    end
+    local e, err = kv:get("flag")
+    if not e then
+        ngx.log(ngx.ERR, "kvget: ", err)
+        return ngx.exit(502)
+    end
+    ngx.print(e.value)
 end
 
 
