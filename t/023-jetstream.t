@@ -115,6 +115,12 @@ __DATA__
             ngx.say("in names: ", found)
             names = assert(js:stream_names({ subject = "ORDERS.new" }))
             ngx.say("by subject: ", table.concat(names, ","))
+            for i = 1, 4 do
+                assert(js:publish("ORDERS.keep", "k" .. i))
+            end
+            ngx.say("purge a subject, keep 1: ",
+                    js:purge_stream("ORDERS", { subject = "ORDERS.keep", keep = 1 }))
+            ngx.say("left of it: ", js:get_msg("ORDERS", { last_by_subj = "ORDERS.keep" }).payload)
             ngx.say("purge: ", js:purge_stream("ORDERS"))
             ngx.say("after purge: ", js:stream_info("ORDERS").state.messages)
             ngx.say("delete: ", js:delete_stream("ORDERS"))
@@ -132,7 +138,9 @@ messages: 5
 updated: max_msgs 3, now 3
 in names: true
 by subject: ORDERS
-purge: true3
+purge a subject, keep 1: true2
+left of it: k4
+purge: true1
 after purge: 0
 delete: true
 info: nilstream not found10059
