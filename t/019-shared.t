@@ -609,3 +609,25 @@ defined after close: nilshared connection 'closing' is not defined
 at the server: 0
 --- no_error_log
 [error]
+
+
+
+=== TEST 14: programmer errors raise at the caller's line
+--- config
+    location = /t {
+        content_by_lua_block {
+            local conn = t019.conn()
+            local _, err = pcall(function() conn:publish("x", {}) end)
+            ngx.say(err)
+            _, err = pcall(function() conn:request("x", "y", 5) end)
+            ngx.say(err)
+            _, err = pcall(function() conn:subscribe("x", nil, 5) end)
+            ngx.say(err)
+        }
+    }
+--- response_body_like
+^content_by_lua\(nginx.conf:\d+\):\d+: bad argument #2 to 'publish' \(string expected, got table\)
+content_by_lua\(nginx.conf:\d+\):\d+: bad argument #3 to 'request' \(table expected, got number\)
+content_by_lua\(nginx.conf:\d+\):\d+: bad argument #3 to 'subscribe' \(table expected, got number\)
+--- no_error_log
+[error]

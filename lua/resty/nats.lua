@@ -45,6 +45,7 @@ local mark_down = servers.mark_down
 local wire_init = wire.init
 local wire_reset = wire.reset
 local wire_token = wire.token
+local check_payload = wire.check_payload
 local last_error = wire.last_error
 local reset_errlen = wire.reset_errlen
 local frame_call = wire.frame_call
@@ -336,22 +337,6 @@ end
 
 ---------------------------------------------------------------------------
 -- publishing
-
-local function check_payload(payload, fname)
-    if payload == nil then
-        return ""
-    end
-    local t = type(payload)
-    if t == "string" then
-        return payload
-    end
-    if t == "number" then
-        return tostring(payload)
-    end
-    error("bad argument #2 to '" .. fname .. "' (string expected, got "
-          .. t .. ")", 3)
-end
-
 
 -- why publish, subscribe or request cannot go on, or nil
 local function unusable(self, subject)

@@ -50,6 +50,7 @@ local mark_down = servers.mark_down
 local wire_init = wire.init
 local new_parser = wire.new_parser
 local wire_token = wire.token
+local check_payload = wire.check_payload
 local last_error = wire.last_error
 local frame_call = wire.frame_call
 local apply_info = wire.apply_info
@@ -944,22 +945,6 @@ end
 ---------------------------------------------------------------------------
 -- the API
 
-local function check_payload(payload, fname)
-    if payload == nil then
-        return ""
-    end
-    local t = type(payload)
-    if t == "string" then
-        return payload
-    end
-    if t == "number" then
-        return tostring(payload)
-    end
-    error("bad argument #2 to '" .. fname .. "' (string expected, got "
-          .. t .. ")", 3)
-end
-
-
 local function unusable(c)
     if c._state == "closed" or c._closing then
         return "closed"
@@ -978,63 +963,65 @@ local function default_timeout()
 end
 
 
+-- the arguments common to publish and request: nil when they can go on
+-- (payload as a string, the options table or nil), or an error string;
+-- programmer errors raise at the caller of fname
+local function message_args(c, subject, payload, opts, fname)
+    local bad = unusable(c)
+    if bad then
+        return bad
+    end
+    if type(subject) ~= "string" then
+        return "subject is not a string"
+    end
+    payload = check_payload(payload, fname, 4)
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #3 to '" .. fname .. "' (table expected, got "
+                  .. type(opts) .. ")", 3)
+        end
+        local headers = opts.headers
+        if headers ~= nil and type(headers) ~= "table" then
+            error("bad argument #3 to '" .. fname .. "' (headers must be a "
+                  .. "table)", 3)
+        end
+    end
+    return nil, payload
+end
+
+
 -- publish(subject, payload [, { reply_to = ..., headers = { ... } }])
 function Conn.publish(c, subject, payload, opts)
-    local bad = unusable(c)
+    local bad
+    bad, payload = message_args(c, subject, payload, opts, "publish")
     if bad then
         return nil, bad
     end
-    if type(subject) ~= "string" then
-        return nil, "subject is not a string"
-    end
-    payload = check_payload(payload, "publish")
-
     local reply, headers
-    if opts ~= nil then
-        if type(opts) ~= "table" then
-            error("bad argument #3 to 'publish' (table expected, got "
-                  .. type(opts) .. ")", 2)
-        end
+    if opts then
         reply, headers = opts.reply_to, opts.headers
         if reply ~= nil and type(reply) ~= "string" then
             return nil, "reply_to is not a string"
         end
-        if headers ~= nil and type(headers) ~= "table" then
-            error("bad argument #3 to 'publish' (headers must be a table)",
-                  2)
-        end
     end
-
     return enqueue_msg(c, subject, payload, reply, headers)
 end
 
 
 -- request(subject, payload [, { timeout = ms, headers = { ... } }])
 function Conn.request(c, subject, payload, opts)
-    local bad = unusable(c)
+    local bad
+    bad, payload = message_args(c, subject, payload, opts, "request")
     if bad then
         return nil, bad
     end
-    if type(subject) ~= "string" then
-        return nil, "subject is not a string"
-    end
-    payload = check_payload(payload, "request")
-
     local timeout, headers
-    if opts ~= nil then
-        if type(opts) ~= "table" then
-            error("bad argument #3 to 'request' (table expected, got "
-                  .. type(opts) .. ")", 2)
-        end
+    if opts then
         timeout, headers = opts.timeout, opts.headers
         if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0)
         then
             error("bad timeout for 'request' (a positive number of ms "
                   .. "expected)", 2)
-        end
-        if headers ~= nil and type(headers) ~= "table" then
-            error("bad argument #3 to 'request' (headers must be a table)",
-                  2)
         end
     end
 

@@ -184,6 +184,25 @@ end
 _M.frame_call = frame_call
 
 
+-- a payload argument as a string ("" for nil, numbers as text); anything
+-- else raises, at the caller of the API function fname (level: 3 when the
+-- API function calls this directly)
+function _M.check_payload(payload, fname, level)
+    if payload == nil then
+        return ""
+    end
+    local t = type(payload)
+    if t == "string" then
+        return payload
+    end
+    if t == "number" then
+        return tostring(payload)
+    end
+    error("bad argument #2 to '" .. fname .. "' (string expected, got "
+          .. t .. ")", level or 3)
+end
+
+
 -- len random characters of [A-Za-z0-9] (the kernel's CSPRNG), or nil
 function _M.token(len)
     if C.resty_nats_random_token(scratch, len) ~= OK then
