@@ -108,6 +108,15 @@ _M._location_timeouts = location_timeouts
 _M._location_pool_size = location_pool_size
 
 
+-- Per worker: "PUB <subject> " for subjects the framer accepted (a pure
+-- function of the subject: a cache, never request state), so that an
+-- unbuffered publish is one Lua string and one send. Bounded: emptied
+-- when full.
+local pub_prefixes = {}
+local npub_prefixes = 0
+local MAX_PUB_PREFIXES = 1024
+
+
 -- optional: concurrent synchronous requests on one object (lua-resty-core)
 local semaphore
 do
@@ -375,6 +384,22 @@ function _M.publish(self, subject, payload, opts)
     end
 
     local wmax = self._wmax
+    if wmax == 0 and headers == nil and reply == nil then
+        -- unbuffered, the common case: one string and one send, as the
+        -- original library did, once the framer has accepted the subject
+        local prefix = pub_prefixes[subject]
+        local plen = #payload
+        if prefix and plen <= self._max_payload and self._olen == 0 then
+            self._sent = self._sent + 1
+            local _, serr = self._sock:send(prefix .. plen .. CRLF .. payload
+                                            .. CRLF)
+            if serr then
+                return fail(self, serr)
+            end
+            return true
+        end
+    end
+
     if wmax > 0 and headers == nil then
         -- buffered: framed in place, out when the buffer passes wmax,
         -- before any read, at flush, close or set_keepalive
@@ -419,6 +444,16 @@ function _M.publish(self, subject, payload, opts)
     local line, err = message_frames(self, subject, payload, reply, headers)
     if not line then
         return false, err
+    end
+
+    if reply == nil and headers == nil and not pub_prefixes[subject] then
+        -- the framer accepted it: "PUB <subject> " is the same next time
+        if npub_prefixes >= MAX_PUB_PREFIXES then
+            pub_prefixes = {}
+            npub_prefixes = 0
+        end
+        pub_prefixes[subject] = "PUB " .. subject .. " "
+        npub_prefixes = npub_prefixes + 1
     end
 
     if wmax > 0 and self._olen + #line + #payload + 2 <= self._ocap then
