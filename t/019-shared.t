@@ -631,3 +631,45 @@ content_by_lua\(nginx.conf:\d+\):\d+: bad argument #3 to 'request' \(table expec
 content_by_lua\(nginx.conf:\d+\):\d+: bad argument #3 to 'subscribe' \(table expected, got number\)
 --- no_error_log
 [error]
+
+
+
+=== TEST 15: small and large payloads (large ones go by reference) and control frames keep their order
+--- config
+    location = /t {
+        content_by_lua_block {
+            local conn = t019.conn()
+            t019.seen = {}
+            ngx.shared.t019:set("cb", 0)
+            local sizes = { 10, 600, 5000, 1, 511, 512, 70000 }
+            local want = {}
+            for round = 1, 3 do
+                for i, n in ipairs(sizes) do
+                    local p = string.rep(string.char(64 + i), n) .. round
+                    want[#want + 1] = p
+                    assert(conn:publish("t019.cb", p))
+                    if i == 3 then
+                        -- a SUB/UNSUB among the messages
+                        local sub = assert(conn:subscribe("t019.between"))
+                        sub:unsubscribe()
+                    end
+                end
+            end
+            assert(conn:flush())
+            for _ = 1, 100 do
+                if ngx.shared.t019:get("cb") >= #want then break end
+                ngx.sleep(0.02)
+            end
+            local same = #t019.seen == #want
+            for i = 1, #want do
+                if t019.seen[i] ~= want[i] then same = false break end
+            end
+            ngx.say("received in order, intact: ", same, " (", #t019.seen, ")")
+            ngx.say("pending after: ", conn:stats().pending_bytes)
+        }
+    }
+--- response_body
+received in order, intact: true (21)
+pending after: 0
+--- no_error_log
+[error]

@@ -182,7 +182,10 @@ reconnected to
                     ngx.now() - t0 < 0.1)
             ngx.say("flush: ", conn:flush(1000))
             for i = 1, 100 do
-                assert(conn:publish("f.count", "during " .. i))
+                -- every other one large enough to be held by reference
+                local p = "during " .. i
+                if i % 2 == 0 then p = p .. string.rep("x", 4096) end
+                assert(conn:publish("f.count", p))
             end
             for i = 1, 5 do
                 assert(conn:publish("f.max", "after"))

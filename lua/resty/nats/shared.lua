@@ -129,6 +129,9 @@ local QUEUE_MIN = 65536                 -- bytes the queue starts with
 -- (yields once) where it can yield: a long burst then goes out in chunks
 -- while the rest is framed, instead of all at once after the handler
 local YIELD_BYTES = 262144
+-- payloads of this size and more are not copied into the queue: the
+-- writer sends them by reference among the queued bytes
+local SEG_MIN = 512
 local IDLE_WAIT = 30                    -- s a waiting thread sleeps at most
 local SWEEP_INTERVAL = 0.2              -- s between sweeps of ended requests
 local EXIT_TIMER = 100000000            -- s: fires only at worker exit
@@ -154,16 +157,17 @@ end
 ---------------------------------------------------------------------------
 -- the queue: what requests publish, framed, until the writer takes it
 
--- makes room for n more bytes; false when that would pass buffer_size
-local function q_room(c, n)
+-- makes room for n more bytes in the buffer (and extra more held by
+-- reference); false when that would pass buffer_size
+local function q_room(c, n, extra)
     local len = c._qlen
     local need = len + n
+    if need + c._segbytes + (extra or 0) > c._qmax then
+        return false
+    end
     local cap = c._qcap
     if need <= cap then
         return true
-    end
-    if need > c._qmax then
-        return false
     end
     repeat
         cap = cap * 2
@@ -194,14 +198,22 @@ local function wake_writer(c)
 end
 
 
--- a control frame (SUB, UNSUB, PING, PONG) for this connection only: sent
--- in its place among the queued messages, dropped if the connection is
--- lost first (subscriptions are made again at the next connect)
-local function ctl(c, frame)
+-- a string sent in its place among the queued bytes (at the current end
+-- of the buffer), without copying it into the buffer: a control frame
+-- (keep false: dropped if the connection is lost first, as subscriptions
+-- are made again at the next connect) or a large payload (keep true)
+local function insert(c, s, keep)
     local n = c._nctl + 1
     c._nctl = n
-    c._ctl[n] = frame
+    c._ctl[n] = s
     c._ctl_at[n] = c._qlen
+    c._ctl_keep[n] = keep
+end
+
+
+-- a control frame (SUB, UNSUB, PING, PONG) for this connection only
+local function ctl(c, frame)
+    insert(c, frame, false)
     wake_writer(c)
 end
 
@@ -237,7 +249,7 @@ end
 
 -- waits, where the caller can yield and the connection is up, until the
 -- writer has taken the queue and there is room for n bytes
-local function wait_room(c, n)
+local function wait_room(c, n, extra)
     if c._state ~= "connected" or not can_yield() then
         return false
     end
@@ -250,7 +262,7 @@ local function wait_room(c, n)
         end
         c._nroom = c._nroom + 1
         c._roomsema:wait(left / 1000)
-        if q_room(c, n) then
+        if q_room(c, n, extra) then
             return true
         end
         if c._state ~= "connected" then
@@ -286,10 +298,18 @@ local function enqueue_msg(c, subject, payload, reply, headers)
         q_str(c, CRLF)
 
     else
-        -- framed in place: room for the longest PUB line these take
+        -- framed in place: room for the longest PUB line these take; a
+        -- large payload is not copied but sent by reference
         local rlen = reply and #reply or 0
-        local n = #subject + rlen + plen + 40
-        if not q_room(c, n) and not wait_room(c, n) then
+        local big = plen >= SEG_MIN
+        local n = #subject + rlen + 40
+        local extra = 0
+        if big then
+            extra = plen
+        else
+            n = n + plen
+        end
+        if not q_room(c, n, extra) and not wait_room(c, n, extra) then
             return nil, "buffer full"
         end
         local sizes = c._sizes
@@ -304,8 +324,14 @@ local function enqueue_msg(c, subject, payload, reply, headers)
             return nil, last_error(c)
         end
         len = len + tonumber(sizes[0])
-        ffi_copy(buf + len, payload, plen)
-        len = len + plen
+        if big then
+            c._qlen = len
+            insert(c, payload, true)
+            c._segbytes = c._segbytes + plen
+        else
+            ffi_copy(buf + len, payload, plen)
+            len = len + plen
+        end
         buf[len] = 13
         buf[len + 1] = 10
         c._qlen = len + 2
@@ -314,8 +340,8 @@ local function enqueue_msg(c, subject, payload, reply, headers)
     c._out_msgs = c._out_msgs + 1
     c._out_bytes = c._out_bytes + plen
     wake_writer(c)
-    if c._qlen >= YIELD_BYTES and not c._wbusy and c._state == "connected"
-       and can_yield()
+    if c._qlen + c._segbytes >= YIELD_BYTES and not c._wbusy
+       and c._state == "connected" and can_yield()
     then
         -- back as soon as the writer has taken the queue (a semaphore
         -- post is seen in the same turn of the event loop)
@@ -398,11 +424,19 @@ local function fail_inflight(c, err)
         end
     end
     c._pqh, c._pqt = 1, 0
+    -- control frames go, payloads held by reference stay
+    local frames, at, keep = c._ctl, c._ctl_at, c._ctl_keep
+    local k = 0
     for i = 1, c._nctl do
-        c._ctl[i] = nil
-        c._ctl_at[i] = nil
+        if keep[i] then
+            k = k + 1
+            frames[k], at[k], keep[k] = frames[i], at[i], true
+        end
     end
-    c._nctl = 0
+    for i = k + 1, c._nctl do
+        frames[i], at[i], keep[i] = nil, nil, nil
+    end
+    c._nctl = k
     wake_room_waiters(c)
 end
 
@@ -587,9 +621,9 @@ local function writer(c)
             if nctl == 0 then
                 data = ffi_string(buf, len)
             else
-                -- control frames in their places among the messages
+                -- control frames and large payloads in their places
                 data = {}
-                local frames, at = c._ctl, c._ctl_at
+                local frames, at, keep = c._ctl, c._ctl_at, c._ctl_keep
                 local pos, k = 0, 0
                 for i = 1, nctl do
                     local off = at[i]
@@ -602,12 +636,14 @@ local function writer(c)
                     data[k] = frames[i]
                     frames[i] = nil
                     at[i] = nil
+                    keep[i] = nil
                 end
                 if len > pos then
                     k = k + 1
                     data[k] = ffi_string(buf + pos, len - pos)
                 end
                 c._nctl = 0
+                c._segbytes = 0
             end
             c._qlen = 0
             if c._qcap > QUEUE_MIN * 16 and len < c._qcap / 8 then
@@ -887,8 +923,9 @@ local function main(premature, c)
         end
     end
 
-    if not ok and c._closing and c._qlen > 0 then
-        err = "not connected: " .. c._qlen .. " bytes not sent"
+    local pending = c._qlen + c._segbytes
+    if not ok and c._closing and pending > 0 then
+        err = "not connected: " .. pending .. " bytes not sent"
     end
     finish(c, ok, err)
 end
@@ -1297,7 +1334,7 @@ function Conn.stats(c)
         out_bytes = c._out_bytes,
         reconnects = c._reconnects,
         subscriptions = c._nsubs,
-        pending_bytes = c._qlen,
+        pending_bytes = c._qlen + c._segbytes,
         dropped = c._dropped,
     }
 end
@@ -1418,7 +1455,9 @@ function _M.shared(name, opts)
         _qlen = 0,
         _ctl = {},
         _ctl_at = {},
+        _ctl_keep = {},
         _nctl = 0,
+        _segbytes = 0,
         _wsema = new_sema(),
         _wsleep = false,
         _wbusy = false,
