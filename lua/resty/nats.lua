@@ -36,7 +36,7 @@ local location_pool_size = settings.location_pool_size
 local explicit_read_timeout = settings.explicit_read_timeout
 local read_timeout = settings.read_timeout
 local now_ms = settings.now_ms
-local DEFAULT_REQUEST_TIMEOUT = settings.DEFAULT_REQUEST_TIMEOUT
+local request_timeout = settings.request_timeout
 
 local server_list = servers.server_list
 local mark_up = servers.mark_up
@@ -389,14 +389,8 @@ function _M.publish(self, subject, payload, opts)
         -- original library did, once the framer has accepted the subject
         local prefix = pub_prefixes[subject]
         local plen = #payload
-        if prefix and plen <= self._max_payload and self._olen == 0 then
-            self._sent = self._sent + 1
-            local _, serr = self._sock:send(prefix .. plen .. CRLF .. payload
-                                            .. CRLF)
-            if serr then
-                return fail(self, serr)
-            end
-            return true
+        if prefix and plen <= self._max_payload then
+            return send(self, prefix .. plen .. CRLF .. payload .. CRLF)
         end
     end
 
@@ -851,12 +845,7 @@ function _M.request(self, subject, payload, opts)
     -- default: the read timeout set on the object, else 5 s but never
     -- longer than nginx.conf's lua_socket_read_timeout
     local timeout = opts and opts.timeout or explicit_read_timeout(self)
-    if not timeout then
-        timeout = read_timeout(self)
-        if timeout > DEFAULT_REQUEST_TIMEOUT then
-            timeout = DEFAULT_REQUEST_TIMEOUT
-        end
-    end
+                    or request_timeout(read_timeout(self))
     if type(timeout) ~= "number" or timeout <= 0 then
         error("bad timeout for 'request' (a positive number of ms expected)",
               2)

@@ -13,10 +13,9 @@ local cjson = require "cjson.safe"
 local wire = require "resty.nats.wire"
 
 local wire_token = wire.token
+local now_ms = require("resty.nats.settings").now_ms
 
 local ngx = ngx
-local ngx_now = ngx.now
-local ngx_update_time = ngx.update_time
 local decode_base64 = ngx.decode_base64
 local type = type
 local tostring = tostring
@@ -88,13 +87,9 @@ local function encode(v)
     end
     return (str_gsub(text, '"\\u0001int:(%-?%d+)"', "%1"))
 end
-_M.encode = encode
 
 
-local function decode(text)
-    return json.decode(text)
-end
-_M.decode = decode
+local decode = json.decode
 
 
 ---------------------------------------------------------------------------
@@ -111,17 +106,10 @@ local function check_name(name, what)
     end
     return true
 end
-_M.check_name = check_name
 
 
 ---------------------------------------------------------------------------
 -- the connection underneath: per-request object or shared connection
-
-local function now_ms()
-    ngx_update_time()
-    return ngx_now() * 1000
-end
-
 
 -- A collector of the messages sent to a fresh inbox (pull requests):
 -- c:next(ms) -> msg or nil, err; c:close()
@@ -462,7 +450,6 @@ local function parse_headers(block)
     end
     return headers
 end
-_M.parse_headers = parse_headers
 
 
 -- get_msg(stream, { seq = n } or { last_by_subj = subject })
@@ -606,7 +593,6 @@ local function js_msg(js, m)
         reply = m.reply_to, metadata = metadata(m.reply_to), _js = js,
     }, msg_mt)
 end
-_M.js_msg = js_msg
 
 
 -- fetch(stream, consumer [, { batch =, expires = ms, no_wait = }]): an
@@ -791,8 +777,6 @@ function JS.delete_key_value(js, bucket)
 end
 
 
-_M.collect = collect
 _M.new_inbox = new_inbox
-_M.now_ms = now_ms
 
 return _M

@@ -454,7 +454,4 @@ function Watcher.stop(w)
 end
 
 
-_M.check_key = check_key
-_M.check_bucket = check_bucket
-
 return _M

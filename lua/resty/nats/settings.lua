@@ -92,6 +92,16 @@ end
 _M.read_timeout = read_timeout
 
 
+-- the wait of a request that gives none, from the read timeout rt (ms)
+-- that applies: 5 s at most, and never longer than rt
+function _M.request_timeout(rt)
+    if rt > 0 and rt < _M.DEFAULT_REQUEST_TIMEOUT then
+        return rt
+    end
+    return _M.DEFAULT_REQUEST_TIMEOUT
+end
+
+
 function _M.now_ms()
     ngx_update_time()
     return ngx_now() * 1000

@@ -41,7 +41,7 @@ local ended = core.ended
 local location_timeouts = settings.location_timeouts
 local read_timeout = settings.read_timeout
 local now_ms = settings.now_ms
-local DEFAULT_REQUEST_TIMEOUT = settings.DEFAULT_REQUEST_TIMEOUT
+local request_timeout = settings.request_timeout
 
 local server_list = servers.server_list
 local mark_up = servers.mark_up
@@ -989,14 +989,11 @@ local function unusable(c)
 end
 
 
--- the caller's wait when it gives none: 5 s at most, and never longer than
--- its lua_socket_read_timeout (as request() of per-request objects)
+-- the caller's wait when it gives none (as request() of per-request
+-- objects, from the caller's lua_socket_read_timeout)
 local function default_timeout()
     local _, _, rt = location_timeouts()
-    if rt > 0 and rt < DEFAULT_REQUEST_TIMEOUT then
-        return rt
-    end
-    return DEFAULT_REQUEST_TIMEOUT
+    return request_timeout(rt)
 end
 
 
