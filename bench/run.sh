@@ -7,6 +7,8 @@
 # Knobs (environment):
 #   RUNS=3            runs per figure (median, min and max are printed)
 #   N=200000          messages per publish/receive run
+#   SPUB_N=2000000    messages per "spublish" run (the shared connection
+#                     writes 1M+ msgs/s: a run of N would last 0.1 s)
 #   DURATION=10       seconds per wrk run and per native request loop
 #   SCENARIOS="publish spublish receive native cpu http raw gateway sync
 #              original shared pubshared pubpooled ingest kvget jspublish
@@ -47,6 +49,7 @@ cd "$REPO"
 
 RUNS=${RUNS:-3}
 N=${N:-200000}
+SPUB_N=${SPUB_N:-2000000}
 DURATION=${DURATION:-10}
 ALL_SCENARIOS="publish spublish receive native cpu http raw gateway sync original shared pubshared pubpooled ingest kvget jspublish jsfetch fanout rss srss core"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
@@ -79,7 +82,7 @@ if ! [[ "$WAIT_IDLE" =~ ^[0-9]+$ ]]; then
     echo "run.sh: WAIT_IDLE must be a number of seconds" >&2
     exit 2
 fi
-for v in RUNS N DURATION RSS_DURATION FANOUT_W FANOUT_N; do
+for v in RUNS N SPUB_N DURATION RSS_DURATION FANOUT_W FANOUT_N; do
     if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
         echo "run.sh: $v must be a positive integer" >&2
         exit 2
@@ -226,6 +229,7 @@ hum() {
         else if (x >= 1e9) printf "%.2fG", x / 1e9
         else if (x >= 1e6) printf "%.2fM", x / 1e6
         else if (x >= 1e4) printf "%.1fk", x / 1e3
+        else if (x < 100 && x != int(x)) printf "%.3f", x
         else printf "%.0f", x
     }'
 }
@@ -388,29 +392,44 @@ if want publish || want receive; then
 fi
 
 # publish through the shared connection (1 worker) ---------------------------
+# the two sides take turns going first (odd runs resty.nats, even runs
+# libnats): the second of a pair measured faster in a run of its own, so
+# a fixed order favours one side; each side's CPU (user + system, in clock
+# ticks of the publishing process) gives its CPU time per message
+cpu_us() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.3f", t * 1000000 / 100 / n }'; }
 if want spublish; then
     start_nginx 1 spub
     for size in 16 1024; do
-        echo "spublish $size B: warm-up, then $RUNS runs of $N messages"
-        fetch "/spub?n=$(( N / 10 + 1 ))&size=$size" > /dev/null \
+        echo "spublish $size B: warm-up, then $RUNS runs of $SPUB_N messages"
+        fetch "/spub?n=$(( SPUB_N / 10 + 1 ))&size=$size" > /dev/null \
             || failed "spublish $size B warm-up"
-        for _ in $(seq "$RUNS"); do
-            quiet
-            if v=$(fetch "/spub?n=$N&size=$size"); then
-                record "spublish_lua_$size" "$v"
-                lua=$(hum "$v")/s
-            else
-                failed "resty.nats shared publish $size B"
-                lua=failed
-            fi
-            quiet
-            if v=$(timeout 200 "$NB" pub "$URL" "$size" "$N"); then
-                record "spublish_c_$size" "$v"
-                c=$(hum "$v")/s
-            else
-                failed "libnats publish $size B"
-                c=failed
-            fi
+        for r in $(seq "$RUNS"); do
+            lua= c=
+            for side in $( (( r % 2 )) && echo "lua c" || echo "c lua"); do
+                quiet
+                if [ "$side" = lua ]; then
+                    w=$(first_worker)
+                    t0=$(proc_ticks "$w")
+                    if v=$(fetch "/spub?n=$SPUB_N&size=$size"); then
+                        t=$(( $(proc_ticks "$w") - t0 ))
+                        record "spublish_lua_$size" "$v"
+                        record "spublish_cpu_lua_$size" "$(cpu_us "$t" "$SPUB_N")"
+                        lua="$(hum "$v")/s ($(cpu_us "$t" "$SPUB_N") us CPU/msg)"
+                    else
+                        failed "resty.nats shared publish $size B"
+                        lua=failed
+                    fi
+                elif v=$(timeout 200 /usr/bin/time -f "%U %S" -o "$B/time.out" \
+                             "$NB" pub "$URL" "$size" "$SPUB_N"); then
+                    t=$(awk '{ printf "%d", ($1 + $2) * 100 + 0.5 }' "$B/time.out")
+                    record "spublish_c_$size" "$v"
+                    record "spublish_cpu_c_$size" "$(cpu_us "$t" "$SPUB_N")"
+                    c="$(hum "$v")/s ($(cpu_us "$t" "$SPUB_N") us CPU/msg)"
+                else
+                    failed "libnats publish $size B"
+                    c=failed
+                fi
+            done
             echo "  resty.nats shared $lua, libnats $c"
         done
     done
@@ -697,7 +716,10 @@ if want spublish; then
         label="$size B"; [ "$size" = 1024 ] && label="1 KiB"
         line "shared conn publish $label, msgs/s" "$(fig "spublish_lua_$size")" \
              "$(fig "spublish_c_$size")" \
-             "$(ratio "spublish_lua_$size" "spublish_c_$size")" "N=$N, one handler"
+             "$(ratio "spublish_lua_$size" "spublish_c_$size")" "N=$SPUB_N, one handler, order alternating"
+        line "  publisher CPU per message, us" "$(fig "spublish_cpu_lua_$size")" \
+             "$(fig "spublish_cpu_c_$size")" \
+             "$(ratio "spublish_cpu_lua_$size" "spublish_cpu_c_$size")" "user + system of the worker / of nats_bench pub"
     done
 fi
 if want jspublish; then

@@ -15,7 +15,7 @@ PKGS=(
     libtest-base-perl libipc-run-perl libtext-diff-perl libwww-perl
     liburi-perl libtest-longstring-perl liblist-moreutils-perl
     libhttp-message-perl libio-socket-ip-perl
-    wrk
+    wrk time
     valgrind
     clang-14 libclang-rt-14-dev llvm-14
 )

@@ -85,7 +85,7 @@ public:
 private:
     errc         code_ = errc::ok;
     std::size_t  len_ = 0;
-    char         text_[capacity] = {};
+    char         text_[capacity];   /* only its first len_ bytes are read */
 };
 
 
