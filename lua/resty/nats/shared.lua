@@ -130,8 +130,13 @@ local QUEUE_MIN = 65536                 -- bytes the queue starts with
 -- while the rest is framed, instead of all at once after the handler
 local YIELD_BYTES = 262144
 -- payloads of this size and more are not copied into the queue: the
--- writer sends them by reference among the queued bytes
+-- writer sends them by reference among the queued bytes (a cosocket sends
+-- a list of strings with no copy of its own, but each element costs about
+-- as much as copying 1 KiB twice into a Lua string would). With the
+-- patched lua module (sock:send_nats_buf sends the queue's memory as it
+-- is) only payloads too large to be worth one more copy go by reference.
 local SEG_MIN = 512
+local SEG_MIN_SEND_BUF = 32768
 local IDLE_WAIT = 30                    -- s a waiting thread sleeps at most
 local SWEEP_INTERVAL = 0.2              -- s between sweeps of ended requests
 local EXIT_TIMER = 100000000            -- s: fires only at worker exit
@@ -301,7 +306,7 @@ local function enqueue_msg(c, subject, payload, reply, headers)
         -- framed in place: room for the longest PUB line these take; a
         -- large payload is not copied but sent by reference
         local rlen = reply and #reply or 0
-        local big = plen >= SEG_MIN
+        local big = plen >= c._seg_min
         local n = #subject + rlen + 40
         local extra = 0
         if big then
@@ -618,7 +623,12 @@ local function writer(c)
         else
             local buf = c._qbuf
             local data
-            if nctl == 0 then
+            local send_buf = nctl == 0 and sock.send_nats_buf
+            if send_buf then
+                -- the patched lua module copies the bytes at the call,
+                -- before it may yield: the queue is free again at once
+                data = buf
+            elseif nctl == 0 then
                 data = ffi_string(buf, len)
             else
                 -- control frames and large payloads in their places
@@ -654,7 +664,12 @@ local function writer(c)
             wake_room_waiters(c)
 
             c._wbusy = true
-            local _, err = sock:send(data)
+            local _, err
+            if send_buf then
+                _, err = send_buf(sock, data, len)
+            else
+                _, err = sock:send(data)
+            end
             c._wbusy = false
             if err then
                 return lost(c, err)
@@ -736,6 +751,7 @@ local function connect_once(c)
         end
         if ok then
             c._sock = sock
+            c._seg_min = sock.send_nats_buf and SEG_MIN_SEND_BUF or SEG_MIN
             c._connected = true
             ok, err = new_parser(c)
             if ok then
@@ -1455,6 +1471,7 @@ function _M.shared(name, opts)
         _ctl_keep = {},
         _nctl = 0,
         _segbytes = 0,
+        _seg_min = SEG_MIN,
         _wsema = new_sema(),
         _wsleep = false,
         _wbusy = false,

@@ -237,7 +237,15 @@ local function write_flush(self)
     end
     self._olen = 0
     self._sent = self._sent + 1
-    local _, err = self._sock:send(ffi_string(self._obuf, olen))
+    local sock = self._sock
+    local send_buf = sock.send_nats_buf
+    local _, err
+    if send_buf then
+        -- the patched lua module sends the buffer's bytes as they are
+        _, err = send_buf(sock, self._obuf, olen)
+    else
+        _, err = sock:send(ffi_string(self._obuf, olen))
+    end
     if err then
         return fail(self, err)
     end
