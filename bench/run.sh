@@ -7,6 +7,8 @@
 # Knobs (environment):
 #   RUNS=3            runs per figure (median, min and max are printed)
 #   N=200000          messages per publish/receive run
+#   CMP_ROUNDS=10     rounds of N/10 messages of the interleaved comparison
+#                     of the unbuffered publish and the bare cosocket way
 #   SPUB_N=2000000    messages per "spublish" run (the shared connection
 #                     writes 1M+ msgs/s: a run of N would last 0.1 s)
 #   DURATION=10       seconds per wrk run and per native request loop
@@ -50,6 +52,7 @@ cd "$REPO"
 RUNS=${RUNS:-3}
 N=${N:-200000}
 SPUB_N=${SPUB_N:-2000000}
+CMP_ROUNDS=${CMP_ROUNDS:-10}
 DURATION=${DURATION:-10}
 ALL_SCENARIOS="publish spublish receive native cpu http raw gateway sync original shared pubshared pubpooled ingest kvget jspublish jsfetch fanout rss srss core"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
@@ -82,7 +85,7 @@ if ! [[ "$WAIT_IDLE" =~ ^[0-9]+$ ]]; then
     echo "run.sh: WAIT_IDLE must be a number of seconds" >&2
     exit 2
 fi
-for v in RUNS N SPUB_N DURATION RSS_DURATION FANOUT_W FANOUT_N; do
+for v in RUNS N SPUB_N CMP_ROUNDS DURATION RSS_DURATION FANOUT_W FANOUT_N; do
     if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
         echo "run.sh: $v must be a positive integer" >&2
         exit 2
@@ -188,6 +191,7 @@ http {
         location = /cpu  { content_by_lua_block { require("bench_handlers").cpu() } }
         location = /raw  { content_by_lua_block { require("bench_handlers").raw() } }
         location = /bpub { content_by_lua_block { require("bench_handlers").bare_publish() } }
+        location = /pubcmp { content_by_lua_block { require("bench_handlers").publish_compare() } }
         location = /spub { content_by_lua_block { require("bench_handlers").shared_publish() } }
         location = /sgw  { content_by_lua_block { require("bench_handlers").shared_gateway() } }
         location = /spubgw { content_by_lua_block { require("bench_handlers").shared_publish_gateway() } }
@@ -248,14 +252,14 @@ ratio() {
         if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'
 }
 
-fetch() {  # fetch PATH: the body, or a failure (the body on stderr)
-    local out code
+fetch() {  # fetch PATH [REGEX]: the body, or a failure (the body on stderr)
+    local out code want=${2:-'^[0-9]+$'}
     out=$(curl -s --max-time 180 -w '\n%{http_code}' \
           "http://127.0.0.1:$HTTP_PORT$1") || true
     code=${out##*$'\n'}
     out=${out%$'\n'*}
     out=${out%$'\n'}
-    if [ "$code" != 200 ] || ! [[ "$out" =~ ^[0-9]+$ ]]; then
+    if [ "$code" != 200 ] || ! [[ "$out" =~ $want ]]; then
         echo "run.sh: GET $1: HTTP $code: $out" >&2
         return 1
     fi
@@ -290,6 +294,8 @@ run_wrk() {
 }
 
 # user + system CPU time of process $1 so far, in clock ticks
+# CPU time per message in us from clock ticks (100 per second): cpu_us TICKS N
+cpu_us() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.3f", t * 1000000 / 100 / n }'; }
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -346,33 +352,51 @@ if want publish || want receive; then
             echo "$sc $size B: warm-up, then $RUNS runs of $N messages"
             fetch "$path?n=$(( N / 10 + 1 ))&size=$size" > /dev/null \
                 || failed "$sc $size B warm-up"
-            for _ in $(seq "$RUNS"); do
-                quiet
-                if v=$(fetch "$path?n=$N&size=$size"); then
-                    record "${sc}_lua_$size" "$v"
-                    lua=$(hum "$v")/s
-                else
-                    failed "resty.nats $sc $size B"
-                    lua=failed
-                fi
-                quiet
-                if v=$(timeout 200 "$NB" "$mode" "$URL" "$size" "$N"); then
-                    record "${sc}_c_$size" "$v"
-                    c=$(hum "$v")/s
-                else
-                    failed "libnats $sc $size B"
-                    c=failed
-                fi
-                bare=
+            for r in $(seq "$RUNS"); do
+                # publish: resty.nats and the bare cosocket take turns going
+                # first; both with the worker's CPU time per message
+                lua= c= bare=
+                sides="lua c"
                 if [ "$sc" = publish ]; then
-                    quiet
-                    if v=$(fetch "/bpub?n=$N&size=$size"); then
-                        record "publish_bare_$size" "$v"
-                        bare=", bare cosocket (original library's way) $(hum "$v")/s"
-                    else
-                        failed "bare publish $size B"
-                    fi
+                    sides=$( (( r % 2 )) && echo "lua c bare" || echo "bare c lua")
                 fi
+                for side in $sides; do
+                    quiet
+                    case $side in
+                    lua)
+                        w=$(first_worker); t0=$(proc_ticks "$w")
+                        if v=$(fetch "$path?n=$N&size=$size"); then
+                            t=$(( $(proc_ticks "$w") - t0 ))
+                            record "${sc}_lua_$size" "$v"
+                            lua=$(hum "$v")/s
+                            if [ "$sc" = publish ]; then
+                                record "publish_cpu_lua_$size" "$(cpu_us "$t" "$N")"
+                                lua="$lua ($(cpu_us "$t" "$N") us CPU/msg)"
+                            fi
+                        else
+                            failed "resty.nats $sc $size B"
+                            lua=failed
+                        fi ;;
+                    c)
+                        if v=$(timeout 200 "$NB" "$mode" "$URL" "$size" "$N"); then
+                            record "${sc}_c_$size" "$v"
+                            c=$(hum "$v")/s
+                        else
+                            failed "libnats $sc $size B"
+                            c=failed
+                        fi ;;
+                    bare)
+                        w=$(first_worker); t0=$(proc_ticks "$w")
+                        if v=$(fetch "/bpub?n=$N&size=$size"); then
+                            t=$(( $(proc_ticks "$w") - t0 ))
+                            record "publish_bare_$size" "$v"
+                            record "publish_cpu_bare_$size" "$(cpu_us "$t" "$N")"
+                            bare=", bare cosocket (original library's way) $(hum "$v")/s ($(cpu_us "$t" "$N") us CPU/msg)"
+                        else
+                            failed "bare publish $size B"
+                        fi ;;
+                    esac
+                done
                 wb=
                 if [ "$sc" = publish ] && [ "$PUB_WBUF" -gt 0 ] \
                         && grep -q set_write_buffer "$LUA_DIR/resty/nats.lua"; then
@@ -386,6 +410,18 @@ if want publish || want receive; then
                 fi
                 echo "  resty.nats $lua, libnats $c$bare$wb"
             done
+            if [ "$sc" = publish ]; then
+                # the two per-message ways interleaved in one handler
+                quiet
+                if v=$(fetch "/pubcmp?n=$(( N / 10 ))&size=$size&rounds=$CMP_ROUNDS" \
+                             '^[0-9.]+ [0-9.]+ [0-9.]+ [0-9.]+$'); then
+                    record "publish_cmp_$size" "$v"
+                    read -r cl cb wl wb2 <<< "$v"
+                    echo "  interleaved, $CMP_ROUNDS rounds of $(( N / 10 )) each: CPU/msg unbuffered $cl us, bare $cb us; wall/msg $wl us, $wb2 us"
+                else
+                    failed "interleaved publish $size B"
+                fi
+            fi
         done
     done
     stop_nginx
@@ -396,7 +432,6 @@ fi
 # libnats): the second of a pair measured faster in a run of its own, so
 # a fixed order favours one side; each side's CPU (user + system, in clock
 # ticks of the publishing process) gives its CPU time per message
-cpu_us() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.3f", t * 1000000 / 100 / n }'; }
 if want spublish; then
     start_nginx 1 spub
     for size in 16 1024; do
@@ -703,6 +738,17 @@ for sc in publish receive; do
                  "$(fig "publish_bare_$size")" "$(fig "${sc}_c_$size")" \
                  "$(ratio "publish_bare_$size" "${sc}_c_$size")" \
                  "resty.nats unbuffered = $(ratio "${sc}_lua_$size" "publish_bare_$size") of this"
+            line "  worker CPU per msg, unbuffered / bare, us" \
+                 "$(fig "publish_cpu_lua_$size")" "$(fig "publish_cpu_bare_$size")" \
+                 "$(ratio "publish_cpu_lua_$size" "publish_cpu_bare_$size")" \
+                 "resty.nats unbuffered / bare cosocket (order alternating)"
+            if [ -s "$R/publish_cmp_$size" ]; then
+                read -r cl cb wl wb2 < "$R/publish_cmp_$size"
+                line "  interleaved: CPU / wall per msg, us" \
+                     "$cl / $wl" "$cb / $wb2" \
+                     "$(awk -v a="$cl" -v b="$cb" 'BEGIN { printf "%.3f", a / b }')" \
+                     "unbuffered / bare, $CMP_ROUNDS rounds of N/10 in one handler; ratio: CPU"
+            fi
         fi
         if [ "$sc" = publish ] && [ -s "$R/publish_wb_lua_$size" ]; then
             line "publish $label, set_write_buffer($PUB_WBUF)" \

@@ -639,6 +639,84 @@ function _M.bare_publish()
 end
 
 
+-- GET /pubcmp?n=N&size=S&rounds=R: the unbuffered publish of a per-request
+-- object and the bare cosocket way (/bpub) interleaved in one handler: R
+-- rounds of N messages each, the two taking turns going first, so that a
+-- drift of the machine weighs on both; the worker's CPU (os.clock: user +
+-- system) and the wall time per message of each, summed over the rounds,
+-- once the sink counted all 2 x R x N: "cpu_lib cpu_bare wall_lib
+-- wall_bare" in us
+function _M.publish_compare()
+    local count = tonumber(ngx.var.arg_n)
+    local size = tonumber(ngx.var.arg_size)
+    local rounds = tonumber(ngx.var.arg_rounds) or 10
+    local n, err = connect(70000)
+    if not n then
+        return fail("connect: ", err)
+    end
+    local r
+    r, err = ask(n, "bench.sinkreset", "")
+    if not r then
+        return fail("sinkreset: ", err)
+    end
+    local sock = ngx.socket.tcp()
+    sock:settimeout(70000)
+    local ok
+    ok, err = sock:connect(host, port)
+    if not ok then
+        return fail("bare connect: ", err)
+    end
+    sock:receive("*l")  -- INFO
+    sock:send('CONNECT {"verbose":false,"pedantic":false}\r\n')
+
+    local payload = string_rep("x", size)
+    local function lib()
+        for _ = 1, count do
+            local sent, perr = n:publish("bench.sink.lua", payload)
+            if not sent then
+                return perr
+            end
+        end
+    end
+    local function bare()
+        local subject = "bench.sink.bare"
+        for _ = 1, count do
+            local _, serr = sock:send("PUB " .. subject .. " " .. #payload
+                                      .. "\r\n" .. payload .. "\r\n")
+            if serr then
+                return serr
+            end
+        end
+    end
+    local cpu = { lib = 0, bare = 0 }
+    local wall = { lib = 0, bare = 0 }
+    local order = { { "lib", lib, "bare", bare }, { "bare", bare, "lib", lib } }
+    for i = 1, rounds do
+        local o = order[i % 2 + 1]
+        for k = 1, 3, 2 do
+            local name, f = o[k], o[k + 1]
+            local t0, c0 = now(), os.clock()
+            local ferr = f()
+            local c1, t1 = os.clock(), now()
+            if ferr then
+                return fail(name, ": ", ferr)
+            end
+            cpu[name] = cpu[name] + (c1 - c0)
+            wall[name] = wall[name] + (t1 - t0)
+        end
+    end
+    r, err = ask(n, "bench.sinkwait", tostring(2 * rounds * count))
+    sock:close()
+    n:close()
+    if not r or r:find("^timeout") then
+        return fail("sinkwait: ", r or err)
+    end
+    local per = 1e6 / (rounds * count)
+    ngx.say(string_format("%.3f %.3f %.3f %.3f", cpu.lib * per,
+                          cpu.bare * per, wall.lib * per, wall.bare * per))
+end
+
+
 -- GET /spub?n=N&size=S: N publishes of S bytes from one handler through
 -- the worker's shared connection; the rate until the C sink has counted
 -- all N (the handler never flushes: the connection writes in batches)
