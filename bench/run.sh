@@ -429,9 +429,10 @@ fi
 
 # publish through the shared connection (1 worker) ---------------------------
 # the two sides take turns going first (odd runs resty.nats, even runs
-# libnats): the second of a pair measured faster in a run of its own, so
-# a fixed order favours one side; each side's CPU (user + system, in clock
-# ticks of the publishing process) gives its CPU time per message
+# libnats): with a fixed order one side was favoured (libnats first:
+# resty.nats ahead in 4 of 4 runs at 16 B; resty.nats first: behind);
+# each side's CPU (user + system, in clock ticks of the publishing
+# process) gives its CPU time per message
 if want spublish; then
     start_nginx 1 spub
     for size in 16 1024; do
