@@ -4,7 +4,8 @@
 # revision too), create (only when not live), update (only on the last
 # revision), delete and purge markers, keys, history, bad keys and
 # buckets, and watch through a shared connection (current values first,
-# then every change in order).
+# then every change in order; across a server restart that loses the
+# watcher's consumer).
 
 use lib 't/lib';
 use TestNats;
@@ -19,6 +20,18 @@ jetstream {
 }
 CONF
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
+
+# a JetStream server with file storage that the handlers stop and start
+my ($restart_port, $ctl_port) = NatsServer->controlled(
+    name => 'kv-restart', conf => <<'CONF');
+listen: 127.0.0.1:$port
+jetstream {
+    store_dir: "$dir/store"
+    max_file_store: 256MB
+}
+CONF
+$ENV{TEST_NGINX_RESTART_PORT} = $restart_port;
+$ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
 repeat_each(1);
 plan tests => plan_tests();
@@ -46,10 +59,30 @@ add_block_preprocessor(sub {
             cfg.storage = cfg.storage or "memory"
             return assert(js:create_key_value(cfg))
         end
+        -- ctl("stop" | "start"): drives the restart server's control process
+        function t024.ctl(cmd)
+            local s = ngx.socket.tcp()
+            s:settimeout(20000)
+            assert(s:connect("127.0.0.1", $TEST_NGINX_CTL_PORT))
+            assert(s:send(cmd .. "\n"))
+            local line = assert(s:receive("*l"))
+            s:close()
+            return line
+        end
+        -- waits up to 10 s for f() to be true
+        function t024.wait_for(f)
+            for _ = 1, 200 do
+                if f() then return true end
+                ngx.sleep(0.05)
+            end
+            return false
+        end
     }
     init_worker_by_lua_block {
         local nats = require "resty.nats"
         assert(nats.shared("kv", { port = $TEST_NGINX_JS_PORT }))
+        assert(nats.shared("kvr", { port = $TEST_NGINX_RESTART_PORT,
+                                    reconnect_wait = 200 }))
     }
 CONF
 });
@@ -225,3 +258,64 @@ after stop: 7
 watch on a per-request object: nilwatch needs a shared connection (nats.shared)
 --- no_error_log
 [error]
+
+
+
+=== TEST 4: a watch outlives a server restart that loses its consumer: made again after the reconnect, no change missed or repeated
+--- timeout: 40
+--- config
+    location = /t {
+        content_by_lua_block {
+            local conn = require("resty.nats").shared("kvr")
+            t024.wait_for(function() return conn:stats().state == "connected" end)
+            local js = assert(conn:jetstream())
+            js:delete_key_value("r")
+            local kv = assert(js:create_key_value({ bucket = "r", storage = "file" }))
+            assert(kv:put("a", "1"))
+            local seen = {}
+            local w = assert(kv:watch(">", function(e)
+                seen[#seen + 1] = e.key .. "=" .. e.value
+            end))
+            t024.wait_for(function() return #seen >= 1 end)
+            assert(kv:put("b", "1"))
+            t024.wait_for(function() return #seen >= 2 end)
+            ngx.say("before: ", table.concat(seen, " "))
+            local first = w._consumer
+            ngx.say(t024.ctl("stop"))
+            ngx.say(t024.ctl("start"))
+            t024.wait_for(function()
+                local st = conn:stats()
+                return st.state == "connected" and st.reconnects >= 1
+            end)
+            -- JetStream needs a moment after a restart
+            local rev
+            t024.wait_for(function()
+                rev = kv:put("a", "2")
+                return rev ~= nil
+            end)
+            ngx.say("put after the restart: revision ", rev)
+            -- (the server may still deliver through the recovered consumer
+            -- for a moment before it drops it: wait until it was made again)
+            ngx.say("consumer made again: ", t024.wait_for(function()
+                return w._consumer ~= first
+            end))
+            assert(kv:put("c", "1"))
+            t024.wait_for(function() return #seen >= 4 end)
+            ngx.sleep(0.3)
+            ngx.say("after: ", table.concat(seen, " "))
+            ngx.say("stop: ", w:stop())
+        }
+    }
+--- response_body
+before: a=1 b=1
+ok stop
+ok start
+put after the restart: revision 3
+consumer made again: true
+after: a=1 b=1 a=2 c=1
+stop: true
+--- error_log
+the server lost the consumer, made again from sequence
+--- no_error_log
+stack traceback
+making the consumer again

@@ -7,9 +7,14 @@
 -- message with the header KV-Operation: DEL / PURGE.
 
 local jetstream = require "resty.nats.jetstream"
+local settings = require "resty.nats.settings"
 
 local api = jetstream.api
 local new_inbox = jetstream.new_inbox
+local now_ms = settings.now_ms
+local timer_at = ngx.timer.at
+local ngx_log = ngx.log
+local WARN = ngx.WARN
 
 local type = type
 local tostring = tostring
@@ -30,6 +35,16 @@ local watcher_mt = { __index = Watcher }
 local ERR_WRONG_LAST_SEQ = 10071
 local ERR_STREAM_NOT_FOUND = 10059
 local ERR_NO_MESSAGE = 10037
+local ERR_CONSUMER_NOT_FOUND = 10014
+
+-- a watcher's consumer: idle heartbeats every WATCH_HEARTBEAT ms; every
+-- WATCH_CHECK s the watcher checks that the consumer still exists after
+-- a reconnect or WATCH_STALE ms without a message or heartbeat, and makes
+-- it again from the next sequence when the server lost it (a restart
+-- loses an in-memory consumer)
+local WATCH_HEARTBEAT = 5000
+local WATCH_CHECK = 1
+local WATCH_STALE = 3 * WATCH_HEARTBEAT
 
 
 local function check_bucket(bucket)
@@ -387,6 +402,75 @@ function KV.history(kv, key)
 end
 
 
+-- (re)makes the push consumer of watcher w: the last value of each key
+-- first, or, when w has seen entries, everything after the last of them
+local function watch_consumer(w)
+    local kv = w._kv
+    local cfg = {
+        deliver_subject = w._inbox, ack_policy = "none",
+        filter_subject = kv._prefix .. w._pattern, flow_control = true,
+        idle_heartbeat = WATCH_HEARTBEAT * 1e6, mem_storage = true,
+    }
+    if w._seq > 0 then
+        cfg.deliver_policy = "by_start_sequence"
+        cfg.opt_start_seq = w._seq + 1
+    else
+        cfg.deliver_policy = "last_per_subject"
+    end
+    local info, err, code = kv._js:add_consumer(kv._stream, cfg)
+    if not info then
+        return nil, err, code
+    end
+    w._consumer = info.name
+    w._active = now_ms()
+    return true
+end
+
+
+-- every WATCH_CHECK s while the watcher lives: after a reconnect or a
+-- silence, is its consumer still there? If the server lost it, make it
+-- again (errors such as JetStream not ready yet: the next check retries)
+local function watch_check(premature, w)
+    if premature or w._stopped then
+        return
+    end
+    local st = w._conn:stats()
+    if st.state == "closed" then
+        return
+    end
+    if st.state == "connected"
+       and (st.reconnects ~= w._reconnects
+            or now_ms() - w._active > WATCH_STALE)
+    then
+        local kv = w._kv
+        local info, _, code = kv._js:consumer_info(kv._stream, w._consumer)
+        if info then
+            w._reconnects = st.reconnects
+            w._active = now_ms()
+        elseif code == ERR_CONSUMER_NOT_FOUND then
+            local ok, err = watch_consumer(w)
+            if ok then
+                w._reconnects = st.reconnects
+                ngx_log(WARN, "nats: kv watch of bucket '", kv.bucket,
+                        "': the server lost the consumer, made again from ",
+                        w._seq > 0 and "sequence " .. (w._seq + 1)
+                                   or "the last values")
+            else
+                ngx_log(WARN, "nats: kv watch of bucket '", kv.bucket,
+                        "': making the consumer again: ", err)
+            end
+        end
+    end
+    if not w._stopped then
+        local ok, err = timer_at(WATCH_CHECK, watch_check, w)
+        if not ok and err ~= "process exiting" then
+            ngx_log(WARN, "nats: kv watch of bucket '", w._kv.bucket,
+                    "': no more checks: ", err)
+        end
+    end
+end
+
+
 -- watch(pattern, callback): shared connections only. The current value of
 -- each key matching pattern first, then every change (PUT, DEL, PURGE)
 -- in order, as entries, to callback(entry) (in a timer, as the callbacks
@@ -409,36 +493,51 @@ function KV.watch(kv, pattern, callback)
         return nil, err
     end
     local conn = js._conn
+    local w = setmetatable({
+        _kv = kv, _conn = conn, _inbox = inbox, _pattern = pattern,
+        _seq = 0, _active = now_ms(),
+        _reconnects = conn:stats().reconnects,
+    }, watcher_mt)
     local sub
     sub, err = conn:subscribe(inbox, function(m)
         if m.status then
             -- heartbeats and flow control: answer flow control
+            w._active = now_ms()
             if m.reply_to then
                 conn:publish(m.reply_to, "")
             end
             return
         end
+        -- (a consumer pushes before its creation is answered: messages
+        -- are told apart by their stream sequence, not by consumer name)
         local md = jetstream.metadata(m.reply_to) or {}
-        callback(entry(kv, key_of(kv, m.subject), m.payload,
-                       md.stream_seq, md.timestamp, operation(m.headers),
-                       md.num_pending))
+        w._active = now_ms()
+        local seq = md.stream_seq
+        if seq then
+            if seq <= w._seq then
+                return  -- delivered already (a consumer made again)
+            end
+            w._seq = seq
+        end
+        callback(entry(kv, key_of(kv, m.subject), m.payload, seq,
+                       md.timestamp, operation(m.headers), md.num_pending))
     end)
     if not sub then
         return nil, err
     end
-    local info, code
-    info, err, code = js:add_consumer(kv._stream, {
-        deliver_subject = inbox, deliver_policy = "last_per_subject",
-        ack_policy = "none", filter_subject = kv._prefix .. pattern,
-        flow_control = true, idle_heartbeat = 5 * 1e9,
-        mem_storage = true,
-    })
-    if not info then
+    w._sub = sub
+    local ok2, code
+    ok2, err, code = watch_consumer(w)
+    if not ok2 then
         sub:unsubscribe()
         return nil, err, code
     end
-    return setmetatable({ _kv = kv, _sub = sub, _consumer = info.name },
-                        watcher_mt)
+    ok2, err = timer_at(WATCH_CHECK, watch_check, w)
+    if not ok2 then
+        w:stop()
+        return nil, "failed to create timer: " .. tostring(err)
+    end
+    return w
 end
 
 
