@@ -137,6 +137,11 @@ local YIELD_BYTES = 262144
 -- is) only payloads too large to be worth one more copy go by reference.
 local SEG_MIN = 512
 local SEG_MIN_SEND_BUF = 32768
+-- "PUB <subject> " of the subjects the framer accepted, kept per
+-- connection (up to this many, then started afresh) so that a publish
+-- to a known subject is framed in Lua; longer subjects are not kept
+local PREFIXES_MAX = 256
+local PREFIX_SUBJECT_MAX = 256
 local IDLE_WAIT = 30                    -- s a waiting thread sleeps at most
 local SWEEP_INTERVAL = 0.2              -- s between sweeps of ended requests
 local EXIT_TIMER = 100000000            -- s: fires only at worker exit
@@ -286,6 +291,28 @@ local function wake_room_waiters(c)
 end
 
 
+-- writes the decimal digits of n >= 0 and CRLF at buf[pos]; returns the
+-- position after them
+local function put_len_crlf(buf, pos, n)
+    local digits, t = 1, n
+    while t >= 10 do
+        t = (t - t % 10) / 10
+        digits = digits + 1
+    end
+    local p = pos + digits - 1
+    repeat
+        local d = n % 10
+        buf[p] = 48 + d
+        n = (n - d) / 10
+        p = p - 1
+    until n == 0
+    p = pos + digits
+    buf[p] = 13
+    buf[p + 1] = 10
+    return p + 2
+end
+
+
 -- one message into the queue; true, or nil, err (nothing queued)
 local function enqueue_msg(c, subject, payload, reply, headers)
     local plen = #payload
@@ -317,18 +344,36 @@ local function enqueue_msg(c, subject, payload, reply, headers)
         if not q_room(c, n, extra) and not wait_room(c, n, extra) then
             return nil, "buffer full"
         end
-        local sizes = c._sizes
-        sizes[1] = ERRBUF_SIZE
         local len = c._qlen
         local buf = c._qbuf
-        local rc = C.resty_nats_frame_pub(buf + len, c._qcap - len, sizes,
-                                          subject, #subject, reply, rlen,
-                                          plen, c._max_payload, c._errbuf,
-                                          c._errlen)
-        if rc ~= OK then
-            return nil, last_error(c)
+        local prefix = reply == nil and c._prefixes[subject]
+        if prefix and plen <= c._max_payload then
+            -- a subject the framer accepted before
+            local pl = #prefix
+            ffi_copy(buf + len, prefix, pl)
+            len = put_len_crlf(buf, len + pl, plen)
+        else
+            local sizes = c._sizes
+            sizes[1] = ERRBUF_SIZE
+            local rc = C.resty_nats_frame_pub(buf + len, c._qcap - len,
+                                              sizes, subject, #subject,
+                                              reply, rlen, plen,
+                                              c._max_payload, c._errbuf,
+                                              c._errlen)
+            if rc ~= OK then
+                return nil, last_error(c)
+            end
+            len = len + tonumber(sizes[0])
+            if reply == nil and #subject <= PREFIX_SUBJECT_MAX then
+                local np = c._nprefixes
+                if np >= PREFIXES_MAX then
+                    c._prefixes = {}
+                    np = 0
+                end
+                c._prefixes[subject] = "PUB " .. subject .. " "
+                c._nprefixes = np + 1
+            end
         end
-        len = len + tonumber(sizes[0])
         if big then
             c._qlen = len
             insert(c, payload, true)
@@ -1472,6 +1517,8 @@ function _M.shared(name, opts)
         _nctl = 0,
         _segbytes = 0,
         _seg_min = SEG_MIN,
+        _prefixes = {},
+        _nprefixes = 0,
         _wsema = new_sema(),
         _wsleep = false,
         _wbusy = false,
