@@ -591,6 +591,34 @@ function _M.kv_get()
 end
 
 
+-- a plain cosocket speaking NATS as the original library did: INFO read,
+-- CONNECT sent, no checks
+local function bare_connect()
+    local sock = ngx.socket.tcp()
+    sock:settimeout(70000)
+    local ok, err = sock:connect(host, port)
+    if not ok then
+        return nil, err
+    end
+    sock:receive("*l")  -- INFO
+    sock:send('CONNECT {"verbose":false,"pedantic":false}\r\n')
+    return sock
+end
+
+
+-- count publishes the original library's way: one string built in Lua and
+-- one send each; nil, or the send's error
+local function bare_publish_loop(sock, subject, payload, count)
+    for _ = 1, count do
+        local _, err = sock:send("PUB " .. subject .. " " .. #payload
+                                 .. "\r\n" .. payload .. "\r\n")
+        if err then
+            return err
+        end
+    end
+end
+
+
 -- GET /bpub?n=N&size=S: what the original pure-Lua library does per
 -- publish, on a bare cosocket: one string built in Lua ("PUB <subject>
 -- <len>\r\n<payload>\r\n") and one send per message. A yardstick for the
@@ -608,25 +636,17 @@ function _M.bare_publish()
         return fail("sinkreset: ", err)
     end
 
-    local sock = ngx.socket.tcp()
-    sock:settimeout(70000)
-    local ok
-    ok, err = sock:connect(host, port)
-    if not ok then
+    local sock
+    sock, err = bare_connect()
+    if not sock then
         return fail("bare connect: ", err)
     end
-    sock:receive("*l")  -- INFO
-    sock:send('CONNECT {"verbose":false,"pedantic":false}\r\n')
 
     local payload = string_rep("x", size)
-    local subject = "bench.sink.lua"
     local t0 = now()
-    for _ = 1, count do
-        local _, serr = sock:send("PUB " .. subject .. " " .. #payload
-                                  .. "\r\n" .. payload .. "\r\n")
-        if serr then
-            return fail("bare send: ", serr)
-        end
+    local serr = bare_publish_loop(sock, "bench.sink.lua", payload, count)
+    if serr then
+        return fail("bare send: ", serr)
     end
     r, err = ask(n, "bench.sinkwait", tostring(count))
     local t1 = now()
@@ -659,15 +679,11 @@ function _M.publish_compare()
     if not r then
         return fail("sinkreset: ", err)
     end
-    local sock = ngx.socket.tcp()
-    sock:settimeout(70000)
-    local ok
-    ok, err = sock:connect(host, port)
-    if not ok then
+    local sock
+    sock, err = bare_connect()
+    if not sock then
         return fail("bare connect: ", err)
     end
-    sock:receive("*l")  -- INFO
-    sock:send('CONNECT {"verbose":false,"pedantic":false}\r\n')
 
     local payload = string_rep("x", size)
     local function lib()
@@ -679,14 +695,7 @@ function _M.publish_compare()
         end
     end
     local function bare()
-        local subject = "bench.sink.bare"
-        for _ = 1, count do
-            local _, serr = sock:send("PUB " .. subject .. " " .. #payload
-                                      .. "\r\n" .. payload .. "\r\n")
-            if serr then
-                return serr
-            end
-        end
+        return bare_publish_loop(sock, "bench.sink.bare", payload, count)
     end
     local cpu = { lib = 0, bare = 0 }
     local wall = { lib = 0, bare = 0 }
