@@ -500,9 +500,9 @@ function KV.watch(kv, pattern, callback)
     }, watcher_mt)
     local sub
     sub, err = conn:subscribe(inbox, function(m)
+        w._active = now_ms()
         if m.status then
             -- heartbeats and flow control: answer flow control
-            w._active = now_ms()
             if m.reply_to then
                 conn:publish(m.reply_to, "")
             end
@@ -511,7 +511,6 @@ function KV.watch(kv, pattern, callback)
         -- (a consumer pushes before its creation is answered: messages
         -- are told apart by their stream sequence, not by consumer name)
         local md = jetstream.metadata(m.reply_to) or {}
-        w._active = now_ms()
         local seq = md.stream_seq
         if seq then
             if seq <= w._seq then
