@@ -221,8 +221,9 @@ BENCHMARK(BM_FrameHpub)->ArgNames({"payload", "headers"})
     ->Args({16, 2})->Args({1024, 2})->Args({16, 4});
 
 // the C side of one request(): frame_pub (subject check), random inbox
-// token, subs_add + set_max 1, SUB + UNSUB + PUB frames, then the reply's
-// subs_deliver (DONE: the subscription ends)
+// token, subs_subscribe with max 1 (registers it and frames SUB + UNSUB),
+// the PUB frame, then the reply's subs_deliver (DONE: the subscription
+// ends)
 void BM_RequestCalls(benchmark::State &state) {
     resty_nats_subs_t *t = nullptr;
     if (resty_nats_subs_new(&t) != RESTY_NATS_OK) {
@@ -244,14 +245,9 @@ void BM_RequestCalls(benchmark::State &state) {
                                  &errlen) == RESTY_NATS_OK
             && resty_nats_random_token(inbox + 7, 22) == RESTY_NATS_OK;
         uint64_t sid = 0;
-        ok = ok && resty_nats_subs_add(t, inbox, inbox_len, nullptr, 0, &sid,
-                                       err, &errlen) == RESTY_NATS_OK;
-        ok = ok && resty_nats_frame_sub(buf, sizeof(buf), &n, inbox,
-                                        inbox_len, nullptr, 0, sid, err,
-                                        &errlen) == RESTY_NATS_OK;
-        ok = ok && resty_nats_subs_set_max(t, sid, 1) == RESTY_NATS_OK;
-        ok = ok && resty_nats_frame_unsub(buf, sizeof(buf), &n, sid, 1, err,
-                                          &errlen) == RESTY_NATS_OK;
+        ok = ok && resty_nats_subs_subscribe(t, buf, sizeof(buf), &n, inbox,
+                                             inbox_len, nullptr, 0, 1, &sid,
+                                             err, &errlen) == RESTY_NATS_OK;
         ok = ok && resty_nats_frame_pub(buf, sizeof(buf), &n, kSubject,
                                         sizeof(kSubject) - 1, inbox,
                                         inbox_len, 4,

@@ -11,7 +11,9 @@
  *   resty_nats_parser_info said about an INFO), comparable and printable.
  * - run_stream(): feeds bytes to a parser through the C ABI in the given
  *   splits, drains events after every feed and checks the parser's
- *   contract on every call (see the comment above it).
+ *   contract on every call (see the comment above it). The reset at the
+ *   end goes to the C++ parser behind the handle (resty_nats_abi.h): the
+ *   C ABI has no reset.
  */
 
 #ifndef RESTY_NATS_FUZZ_COMMON_H
@@ -28,6 +30,7 @@
 #include <vector>
 
 #include "resty_nats.h"
+#include "resty_nats_abi.h"
 
 
 #define FUZZ_CHECK(cond)                                                    \
@@ -544,7 +547,8 @@ is_empty_event(const resty_nats_event_t &ev)
 struct stream_options {
     std::size_t  max_payload = 0;       /* given to resty_nats_parser_new */
     bool         decode_info = true;    /* call resty_nats_parser_info */
-    bool         check_reset = true;    /* reset at the end and reuse */
+    bool         check_reset = true;    /* reset at the end and reuse
+                                           (parser::reset(), no ABI) */
 };
 
 
@@ -564,7 +568,8 @@ struct stream_options {
  *   pending (under RESTY_NATS_MAX_INFO_LINE);
  * - next ERROR: a non-empty message, nothing buffered, and it is sticky
  *   for next() and feed();
- * - reset: drops everything and the parser works again.
+ * - reset (the C++ parser's, behind the handle): drops everything and
+ *   the parser works again through the ABI.
  */
 inline stream_result
 run_stream(const char *data, std::size_t len,
@@ -797,7 +802,7 @@ run_stream(const char *data, std::size_t len,
     }
 
     if (opt.check_reset) {
-        resty_nats_parser_reset(p);
+        p->impl.reset();
         FUZZ_CHECK(resty_nats_parser_buffered(p) == 0);
         errlen = sizeof(err);
         FUZZ_CHECK(resty_nats_parser_feed(p, "PING\r\n", 6, err, &errlen)

@@ -1,8 +1,9 @@
 /*
  * Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
  *
- * fuzz_framer: the framers, validators, subject matcher and subscription
- * table of the C ABI against independent models.
+ * fuzz_framer: the framers and the subscription table of the C ABI, and
+ * the C++ validators and subject matcher behind them, against independent
+ * models.
  *
  * The input is a sequence of operations (up to 8), each one byte for the
  * kind followed by the bytes its generator takes:
@@ -10,13 +11,18 @@
  *     names and values, payload sizes, max_payload, sids and CONNECT
  *     options, mostly valid, sometimes with a bad byte, an empty token, a
  *     wildcard, an overlong line or a huge size.
- *   validate: resty_nats_validate_subject / _sub_subject / _queue and
- *     resty_nats_subject_matches on generated strings.
- *   subs: a run of subs_add / set_max / deliver / remove / get / count.
+ *   validate: resty_nats::validate_subject (publish and subscribe rules),
+ *     validate_queue and subject_matches on generated strings (C++: the
+ *     C ABI checks subjects only inside the framers).
+ *   subs: a run of resty_nats_subs_subscribe (with its size probe and a
+ *     max) or sub_table::add, set_max, deliver, remove, and the table's
+ *     contents read through the handle (sub_table::find, size, next_sid).
  *
  * For every framer call:
- * - accept or refuse exactly as the model of PROTOCOL.md section 3 says
- *   (bytes 33-126 and 128-255, non-empty tokens, wildcards only where
+ * - accept or refuse exactly as the model of the subject rules says (the
+ *   NATS client protocol, https://docs.nats.io/reference/reference-protocols/
+ *   nats-protocol, as src/resty_nats.h documents it above the framers:
+ *   bytes 33-126 and 128-255, non-empty tokens, wildcards only where
  *   allowed, header names 33-126 without ':', values without CR/LF, the
  *   4096-byte control line, max_payload on headers + payload), with an
  *   error message of the right kind, truncated correctly into small
@@ -39,7 +45,10 @@
 #include <memory>
 
 #include "fuzz_common.h"
+#include "nats_framer.h"
 #include "nats_json.h"
+#include "nats_sub_table.h"
+#include "resty_nats_abi.h"
 
 
 namespace json = resty_nats::json;
@@ -904,63 +913,204 @@ op_connect(fuzz::byte_source &in)
 void
 op_validate(fuzz::byte_source &in)
 {
-    std::string  s = gen_subject(in);
-    std::string  t = in.flag() ? s : gen_subject(in);
-    const char  *p = s.empty() && in.flag() ? nullptr : s.data();
-    char         err[256];
-    std::size_t  errlen;
-    int          rc;
+    using resty_nats::errc;
+    using resty_nats::error_detail;
+    using resty_nats::subject_kind;
 
-    auto check = [&](int rc, const std::string &want_err) {
+    std::string       s = gen_subject(in);
+    std::string       t = in.flag() ? s : gen_subject(in);
+    /* an empty subject as the ABI passes a NULL one with length 0 */
+    std::string_view  v = s.empty() && in.flag() ? std::string_view()
+                                                 : std::string_view(s);
+
+    auto check = [&](errc rc, const error_detail &e, errc refusal,
+                     const std::string &want_err) {
         if (want_err.empty()) {
-            FUZZ_CHECK_MSG(rc == RESTY_NATS_OK,
+            FUZZ_CHECK_MSG(rc == errc::ok,
                            fuzz::quote(s) + " refused: "
-                           + fuzz::quote(std::string_view(err, errlen)));
+                           + fuzz::quote(e.text()));
         } else {
-            FUZZ_CHECK_MSG(rc == RESTY_NATS_ERROR,
+            FUZZ_CHECK_MSG(rc == refusal,
                            fuzz::quote(s) + " accepted, model: "
                            + want_err);
-            FUZZ_CHECK(std::string_view(err, errlen).substr(
-                           0, want_err.size()) == want_err);
+            FUZZ_CHECK(e.code() == refusal);
+            FUZZ_CHECK(e.text().substr(0, want_err.size()) == want_err);
         }
     };
 
-    errlen = sizeof(err);
-    rc = resty_nats_validate_subject(p, s.size(), err, &errlen);
-    check(rc, model_subject(s, kind::publish));
-
-    errlen = sizeof(err);
-    rc = resty_nats_validate_sub_subject(p, s.size(), err, &errlen);
-    check(rc, model_subject(s, kind::subscribe));
-
-    errlen = sizeof(err);
-    rc = resty_nats_validate_queue(p, s.size(), err, &errlen);
-    check(rc, model_queue(s));
+    {
+        error_detail  e;
+        check(resty_nats::validate_subject(v, subject_kind::publish, &e), e,
+              errc::invalid_subject, model_subject(s, kind::publish));
+    }
+    {
+        error_detail  e;
+        check(resty_nats::validate_subject(v, subject_kind::reply, &e), e,
+              errc::invalid_reply, model_subject(s, kind::reply));
+    }
+    {
+        error_detail  e;
+        check(resty_nats::validate_subject(v, subject_kind::subscribe, &e),
+              e, errc::invalid_subject, model_subject(s, kind::subscribe));
+    }
+    {
+        error_detail  e;
+        check(resty_nats::validate_queue(v, &e), e, errc::invalid_queue,
+              model_queue(s));
+    }
+    /* no error detail wanted: the same verdict */
+    FUZZ_CHECK((resty_nats::validate_subject(v, subject_kind::subscribe,
+                                             nullptr)
+                == errc::ok)
+               == model_subject(s, kind::subscribe).empty());
 
     /* t as a pattern against s, and s against itself */
-    FUZZ_CHECK_MSG(resty_nats_subject_matches(t.data(), t.size(), p,
-                                              s.size())
-                   == (model_matches(t, s) ? 1 : 0),
+    FUZZ_CHECK_MSG(resty_nats::subject_matches(t, v) == model_matches(t, s),
                    "pattern " + fuzz::quote(t) + " subject "
                    + fuzz::quote(s));
-    FUZZ_CHECK(resty_nats_subject_matches(p, s.size(), p, s.size())
-               == (model_matches(s, s) ? 1 : 0));
+    FUZZ_CHECK(resty_nats::subject_matches(v, v) == model_matches(s, s));
+}
+
+
+struct model_sub {
+    std::string    subject, queue;
+    std::uint64_t  max = 0, delivered = 0;
+};
+
+
+/*
+ * resty_nats_subs_subscribe: refused exactly as the model says, with
+ * nothing registered; AGAIN gives the exact size of SUB (+ UNSUB) and
+ * registers nothing, one byte less is AGAIN again, exactly that size is
+ * OK; the bytes equal the model's and the sid is the next one. Returns
+ * true when the subscription was registered.
+ */
+bool
+subscribe_checked(fuzz::byte_source &in, resty_nats_subs_t *t,
+    const std::string &s, const std::string &q, std::uint64_t max,
+    std::uint64_t next_sid, std::size_t live)
+{
+    std::string    want_err = model_subject(s, kind::subscribe);
+    std::string    want;
+    std::size_t    size0, n = 0, n2 = 0, errlen;
+    std::uint64_t  sid = 0;
+    char           err[256];
+    int            rc;
+    const char    *sp = s.empty() && in.flag() ? nullptr : s.data();
+    const char    *qp = q.empty() && in.flag() ? nullptr : q.data();
+
+    if (want_err.empty() && !q.empty()) {
+        want_err = model_queue(q);
+    }
+    want = "SUB " + s + (q.empty() ? "" : " " + q) + " "
+           + fuzz::dec(next_sid) + "\r\n";
+    if (want_err.empty() && want.size() > RESTY_NATS_MAX_CONTROL_LINE) {
+        want_err = "control line too long";
+    }
+    if (max > 0) {
+        want += "UNSUB " + fuzz::dec(next_sid) + " " + fuzz::dec(max)
+                + "\r\n";
+    }
+
+    auto call = [&](char *buf, std::size_t size, std::size_t *np,
+                    char *e, std::size_t *elen) {
+        return resty_nats_subs_subscribe(t, buf, size, np, sp, s.size(), qp,
+                                         q.size(), max, &sid, e, elen);
+    };
+
+    /* nothing registered, no sid used */
+    auto unchanged = [&]() {
+        FUZZ_CHECK(sid == 0);
+        FUZZ_CHECK(t->impl.size() == live);
+        FUZZ_CHECK(t->impl.next_sid() == next_sid);
+    };
+
+    switch (in.u8() % 4) {
+    case 0: size0 = 0; break;
+    case 1: size0 = 1 + in.u8() % 64; break;
+    case 2: size0 = in.u16() % 8192; break;
+    default: size0 = 65536; break;
+    }
+
+    std::unique_ptr<char[]>  buf0(size0 > 0 ? new char[size0] : nullptr);
+
+    errlen = sizeof(err);
+    rc = call(buf0.get(), size0, &n, err, &errlen);
+
+    if (!want_err.empty()) {
+        FUZZ_CHECK_MSG(rc == RESTY_NATS_ERROR,
+                       "subscribe " + fuzz::quote(s) + " " + fuzz::quote(q)
+                       + " accepted, model says " + want_err);
+        FUZZ_CHECK(errlen > 0 && errlen <= sizeof(err));
+        FUZZ_CHECK_MSG(std::string_view(err, errlen).substr(
+                           0, want_err.size()) == want_err,
+                       "subscribe error "
+                       + fuzz::quote(std::string_view(err, errlen))
+                       + ", model says " + want_err);
+        unchanged();
+
+        /* truncated into a small error buffer */
+        char         small[16];
+        std::size_t  k = in.u8() % sizeof(small);
+        std::string  full(err, errlen);
+
+        errlen = k;
+        FUZZ_CHECK(call(nullptr, 0, &n, small, &errlen) == RESTY_NATS_ERROR);
+        FUZZ_CHECK(errlen == (full.size() < k ? full.size() : k));
+        FUZZ_CHECK(std::memcmp(small, full.data(), errlen) == 0);
+        unchanged();
+        return false;
+    }
+
+    if (rc == RESTY_NATS_AGAIN) {
+        FUZZ_CHECK_MSG(n > size0 && n == want.size(),
+                       "AGAIN with n " + std::to_string(n) + ", size "
+                       + std::to_string(size0) + ", model "
+                       + std::to_string(want.size()));
+        unchanged();
+
+        /* one byte less: AGAIN again, the same size */
+        std::unique_ptr<char[]>  less(n > 1 ? new char[n - 1] : nullptr);
+
+        errlen = sizeof(err);
+        FUZZ_CHECK(call(less.get(), n - 1, &n2, err, &errlen)
+                   == RESTY_NATS_AGAIN);
+        FUZZ_CHECK(n2 == n);
+        unchanged();
+
+        /* exactly that size: OK, the same size and the model's bytes */
+        std::unique_ptr<char[]>  exact(new char[n]);
+
+        errlen = sizeof(err);
+        FUZZ_CHECK(call(exact.get(), n, &n2, err, &errlen)
+                   == RESTY_NATS_OK);
+        FUZZ_CHECK(n2 == n);
+        FUZZ_CHECK_MSG(std::string(exact.get(), n) == want,
+                       "subscribe gave "
+                       + fuzz::quote(std::string_view(exact.get(), n))
+                       + ", model " + fuzz::quote(want));
+    } else {
+        FUZZ_CHECK_MSG(rc == RESTY_NATS_OK, "rc " + std::to_string(rc));
+        FUZZ_CHECK(n <= size0 && n == want.size());
+        FUZZ_CHECK_MSG(std::string(buf0.get(), n) == want,
+                       "subscribe gave "
+                       + fuzz::quote(std::string_view(buf0.get(), n))
+                       + ", model " + fuzz::quote(want));
+    }
+
+    FUZZ_CHECK(sid == next_sid);
+    FUZZ_CHECK(t->impl.size() == live + 1);
+    FUZZ_CHECK(t->impl.next_sid() == next_sid + 1);
+    return true;
 }
 
 
 void
 op_subs(fuzz::byte_source &in)
 {
-    struct model_sub {
-        std::string    subject, queue;
-        std::uint64_t  max = 0, delivered = 0;
-    };
-
     resty_nats_subs_t                    *t = nullptr;
     std::map<std::uint64_t, model_sub>    model;
     std::uint64_t                         next_sid = 1;
-    char                                  err[256];
-    std::size_t                           errlen;
 
     FUZZ_CHECK(resty_nats_subs_new(&t) == RESTY_NATS_OK);
 
@@ -985,20 +1135,33 @@ op_subs(fuzz::byte_source &in)
         case 0: {
             std::string  s = gen_subject(in);
             std::string  q = in.u8() < 160 ? std::string() : gen_subject(in);
-            bool         valid = model_subject(s, kind::subscribe).empty()
-                                 && (q.empty() || model_queue(q).empty());
 
-            errlen = sizeof(err);
-            rc = resty_nats_subs_add(t, s.data(), s.size(), q.data(),
-                                     q.size(), &sid, err, &errlen);
+            if (in.u8() < 192) {
+                /* what Lua calls: frames and registers, maybe with a max */
+                max = in.flag() ? in.u8() % 4 : in.u64();
+                if (subscribe_checked(in, t, s, q, max, next_sid,
+                                      model.size()))
+                {
+                    model[next_sid++] = model_sub{ s, q, max, 0 };
+                }
+                break;
+            }
+
+            /* the C++ add() the table keeps for its own tests */
+            resty_nats::error_detail  e;
+            bool                      valid =
+                model_subject(s, kind::subscribe).empty()
+                && (q.empty() || model_queue(q).empty());
+
+            rc = t->impl.add(s, q, sid, &e) == resty_nats::errc::ok
+                 ? RESTY_NATS_OK : RESTY_NATS_ERROR;
             FUZZ_CHECK_MSG(rc == (valid ? RESTY_NATS_OK : RESTY_NATS_ERROR),
-                           "subs_add " + fuzz::quote(s) + " "
-                           + fuzz::quote(q));
+                           "add " + fuzz::quote(s) + " " + fuzz::quote(q));
             if (valid) {
                 FUZZ_CHECK(sid == next_sid);
                 model[next_sid++] = model_sub{ s, q, 0, 0 };
             } else {
-                FUZZ_CHECK(errlen > 0);
+                FUZZ_CHECK(!e.text().empty());
             }
             break;
         }
@@ -1050,35 +1213,40 @@ op_subs(fuzz::byte_source &in)
             break;
 
         default: {
-            resty_nats_str_t  subj, queue;
+            const resty_nats::sub_table::subscription  *sub;
 
             sid = pick_sid();
-            rc = resty_nats_subs_get(t, sid, &subj, &queue);
+            sub = t->impl.find(sid);
 
             auto  it = model.find(sid);
 
             if (it == model.end()) {
-                FUZZ_CHECK(rc == RESTY_NATS_DECLINED);
+                FUZZ_CHECK(sub == nullptr);
             } else {
-                FUZZ_CHECK(rc == RESTY_NATS_OK);
-                FUZZ_CHECK(fuzz::sv(subj) == it->second.subject);
-                FUZZ_CHECK(fuzz::sv(queue) == it->second.queue);
+                FUZZ_CHECK(sub != nullptr);
+                FUZZ_CHECK(sub->subject == it->second.subject);
+                FUZZ_CHECK(sub->queue == it->second.queue);
+                FUZZ_CHECK(sub->max == it->second.max);
+                FUZZ_CHECK(sub->delivered == it->second.delivered);
             }
             break;
         }
         }
 
-        FUZZ_CHECK(resty_nats_subs_count(t) == model.size());
+        FUZZ_CHECK(t->impl.size() == model.size());
+        FUZZ_CHECK(t->impl.next_sid() == next_sid);
     }
 
-    /* every live subscription still holds its strings */
+    /* every live subscription still holds its strings and counts */
     for (const auto &kv : model) {
-        resty_nats_str_t  subj, queue;
+        const resty_nats::sub_table::subscription  *sub;
 
-        FUZZ_CHECK(resty_nats_subs_get(t, kv.first, &subj, &queue)
-                   == RESTY_NATS_OK);
-        FUZZ_CHECK(fuzz::sv(subj) == kv.second.subject);
-        FUZZ_CHECK(fuzz::sv(queue) == kv.second.queue);
+        sub = t->impl.find(kv.first);
+        FUZZ_CHECK(sub != nullptr);
+        FUZZ_CHECK(sub->subject == kv.second.subject);
+        FUZZ_CHECK(sub->queue == kv.second.queue);
+        FUZZ_CHECK(sub->max == kv.second.max);
+        FUZZ_CHECK(sub->delivered == kv.second.delivered);
     }
 
     resty_nats_subs_free(t);

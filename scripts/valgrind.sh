@@ -3,7 +3,8 @@
 # valgrind memcheck, the way openresty's Test::Nginx does it with
 # TEST_NGINX_USE_VALGRIND=1 (our t/compat runner honours the same switch):
 # one nginx per test block, in the foreground, full leak check at its exit,
-# the suppressions in ./valgrind.suppress (third-party false positives only).
+# the suppressions in t/valgrind.suppress (third-party false positives only;
+# t/run passes them).
 # Too slow for every CI run: not part of scripts/test.sh.
 #
 #   bash scripts/valgrind.sh                    # every suite
@@ -178,8 +179,8 @@ if ! command -v valgrind >/dev/null 2>&1; then
     echo "valgrind.sh: valgrind is not installed (bash scripts/deps.sh)" >&2
     exit 1
 fi
-if [ ! -f valgrind.suppress ]; then
-    echo "valgrind.sh: ./valgrind.suppress is missing" >&2
+if [ ! -f t/valgrind.suppress ]; then
+    echo "valgrind.sh: t/valgrind.suppress is missing" >&2
     exit 1
 fi
 

@@ -33,13 +33,47 @@ sub_table::add(std::string_view subject, std::string_view queue,
         return set_error(err, errc::sids_exhausted, "no sid left");
     }
 
-    subscription  s;
+    sid = insert(subject, queue, 0);
+    return errc::ok;
+}
 
-    s.subject.assign(subject.data(), subject.size());
-    s.queue.assign(queue.data(), queue.size());
-    subs_.emplace(next_sid_, std::move(s));
 
-    sid = next_sid_++;
+errc
+sub_table::subscribe(char *buf, std::size_t size, std::size_t &n,
+    std::string_view subject, std::string_view queue, std::uint64_t max,
+    std::uint64_t &sid, error_detail *err)
+{
+    std::size_t  sub_n = 0, unsub_n = 0;
+    errc         rc;
+
+    /* validates subject and queue, and the line with the sid it will get */
+    rc = frame_sub(buf, size, sub_n, subject, queue, next_sid_, err);
+    if (rc != errc::ok && rc != errc::again) {
+        return rc;
+    }
+
+    if (next_sid_ == UINT64_MAX) {
+        return set_error(err, errc::sids_exhausted, "no sid left");
+    }
+
+    if (max > 0) {
+        if (rc == errc::ok) {
+            /* right after the SUB line (sub_n <= size, so buf is set) */
+            rc = frame_unsub(buf + sub_n, size - sub_n, unsub_n, next_sid_,
+                             max);
+        } else {
+            /* only measured */
+            frame_unsub(nullptr, 0, unsub_n, next_sid_, max);
+        }
+    }
+
+    /* both lines are short: the SUB line is at most the control line */
+    n = sub_n + unsub_n;
+    if (rc != errc::ok) {
+        return errc::again;
+    }
+
+    sid = insert(subject, queue, max);
     return errc::ok;
 }
 
@@ -66,6 +100,21 @@ sub_table::restore(std::string_view subject, std::uint64_t sid,
     s.subject.assign(subject.data(), subject.size());
     subs_.emplace(sid, std::move(s));
     return errc::ok;
+}
+
+
+std::uint64_t
+sub_table::insert(std::string_view subject, std::string_view queue,
+    std::uint64_t max)
+{
+    subscription  s;
+
+    s.subject.assign(subject.data(), subject.size());
+    s.queue.assign(queue.data(), queue.size());
+    s.max = max;
+    subs_.emplace(next_sid_, std::move(s));
+
+    return next_sid_++;
 }
 
 

@@ -59,6 +59,19 @@ public:
     errc add(std::string_view subject, std::string_view queue,
         std::uint64_t &sid, error_detail *err);
     /*
+     * add() and its frames in one step: "SUB <subject> [queue] <sid>\r\n"
+     * and, when max > 0, "UNSUB <sid> <max>\r\n" into buf, as the framers
+     * write (errc::ok with n = bytes written, errc::again with n = the
+     * size needed for both lines, or the framer's refusal). Only on
+     * errc::ok is the subscription stored, with max set as set_max()
+     * does, and sid set; otherwise no sid is used, so a call with a larger
+     * buffer gets the same sid. May throw std::bad_alloc (then nothing is
+     * stored either).
+     */
+    errc subscribe(char *buf, std::size_t size, std::size_t &n,
+        std::string_view subject, std::string_view queue, std::uint64_t max,
+        std::uint64_t &sid, error_detail *err);
+    /*
      * For a connection taken from the pool. reserve_sids() makes new sids
      * start at next_sid at least, so that no sid the connection used
      * before is handed out again; restore() registers subject under a
@@ -85,6 +98,10 @@ public:
     std::size_t size() const noexcept { return subs_.size(); }
 
 private:
+    /* stores a validated subscription under a new sid, returned */
+    std::uint64_t insert(std::string_view subject, std::string_view queue,
+        std::uint64_t max);
+
     /* node-based: entries keep their address while others come and go */
     std::unordered_map<std::uint64_t, subscription>  subs_;
     std::uint64_t                                    next_sid_ = 1;

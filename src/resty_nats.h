@@ -4,8 +4,9 @@
  * resty_nats.h: the C ABI of the lua-resty-nats protocol core.
  *
  * C99, no macros between the include guard's lines that LuaJIT's ffi.cdef
- * could not read: lua/resty/nats.lua mirrors everything between
- * "cdef begin" and "cdef end" verbatim.
+ * could not read: the ffi.cdef block of lua/resty/nats/core.lua mirrors
+ * everything between "cdef begin" and "cdef end" verbatim
+ * (scripts/cdef.pl --check compares them, --write copies this part over).
  *
  * Conventions
  * - Every exported name starts with resty_nats_.
@@ -89,8 +90,8 @@ typedef struct resty_nats_header_s {
 /*
  * One server operation. Every pointer points into parser-owned memory and
  * is valid until the next call of resty_nats_parser_feed(),
- * resty_nats_parser_next(), resty_nats_parser_reset() or
- * resty_nats_parser_free() on the same parser.
+ * resty_nats_parser_next() or resty_nats_parser_free() on the same
+ * parser.
  */
 typedef struct resty_nats_event_s {
     int                         type;       /* RESTY_NATS_EV_* */
@@ -169,8 +170,6 @@ int resty_nats_version(void);
  */
 int resty_nats_parser_new(resty_nats_parser_t **out, size_t max_payload);
 void resty_nats_parser_free(resty_nats_parser_t *p);
-/* drops buffered bytes and any sticky error */
-void resty_nats_parser_reset(resty_nats_parser_t *p);
 /* new MSG/HMSG bound, e.g. from INFO max_payload; 0 restores the default */
 int resty_nats_parser_set_max_payload(resty_nats_parser_t *p,
     size_t max_payload);
@@ -185,8 +184,9 @@ int resty_nats_parser_feed(resty_nats_parser_t *p, const char *data,
  * Takes the next complete operation: RESTY_NATS_OK and *ev filled;
  * RESTY_NATS_AGAIN when more bytes are needed (ev->type is
  * RESTY_NATS_EV_NONE); RESTY_NATS_ERROR on a protocol error, which is
- * sticky: every later call returns it again with the same message until
- * reset. A protocol error means the connection must be closed.
+ * sticky: every later call of feed() or next() returns it again with the
+ * same message until the parser is freed. A protocol error means the
+ * connection must be closed.
  */
 int resty_nats_parser_next(resty_nats_parser_t *p, resty_nats_event_t *ev,
     char *err, size_t *errlen);
@@ -200,26 +200,16 @@ int resty_nats_parser_info(resty_nats_parser_t *p, const char *json,
     size_t len, resty_nats_info_t *out, char *err, size_t *errlen);
 
 /*
- * Validation (no I/O). Each returns RESTY_NATS_OK or RESTY_NATS_ERROR with
- * a message naming the problem.
- * subject: a PUB subject or a reply subject: dot-separated non-empty
- *          tokens of bytes 33-126 (bytes 128-255 of UTF-8 text are
- *          allowed too); the tokens "*" and ">" are refused (they are
- *          wildcards), "*" or ">" inside a longer token is literal.
- * sub_subject: as subject, and "*" may be a token, ">" may be the last.
- * queue: non-empty, no byte below 33 nor 127 (dots and UTF-8 allowed).
+ * Framers: see the conventions at the top of this file. What they refuse,
+ * with a message naming the problem:
+ * subject (PUB, HPUB) and reply: dot-separated non-empty tokens of bytes
+ *          33-126 (bytes 128-255 of UTF-8 text are allowed too); the
+ *          tokens "*" and ">" are refused (they are wildcards), "*" or ">"
+ *          inside a longer token is literal.
+ * SUB subject: as subject, and "*" may be a token, ">" may be the last.
+ * queue: non-empty when given (queue_len > 0), no byte below 33 nor 127
+ *          (dots and UTF-8 allowed).
  */
-int resty_nats_validate_subject(const char *s, size_t len, char *err,
-    size_t *errlen);
-int resty_nats_validate_sub_subject(const char *s, size_t len, char *err,
-    size_t *errlen);
-int resty_nats_validate_queue(const char *s, size_t len, char *err,
-    size_t *errlen);
-/* 1 when the subject matches the SUB pattern ("*", ">"), else 0 */
-int resty_nats_subject_matches(const char *pattern, size_t plen,
-    const char *subject, size_t slen);
-
-/* Framers: see the conventions at the top of this file. */
 int resty_nats_frame_connect(char *buf, size_t size, size_t *n,
     const resty_nats_connect_opts_t *opts, char *err, size_t *errlen);
 /*
@@ -257,24 +247,27 @@ int resty_nats_frame_unsub(char *buf, size_t size, size_t *n, uint64_t sid,
  */
 int resty_nats_subs_new(resty_nats_subs_t **out);
 void resty_nats_subs_free(resty_nats_subs_t *t);
-/* registers a subscription; stores its sid in *sid */
-int resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, const char *queue, size_t queue_len,
-    uint64_t *sid, char *err, size_t *errlen);
 /*
- * For a connection taken from the pool. resty_nats_subs_reserve(): the
- * sids the table allocates from then on start at next_sid at least (the
- * value resty_nats_subs_next_sid() gave before pooling), so that no sid is
- * used twice on one connection (no-op if t is NULL).
- * resty_nats_subs_restore(): registers a live subscription subject under
- * the sid it already has there; refused (RESTY_NATS_ERROR): an invalid
- * subject; sid 0, not below the next sid, or already in the table.
+ * Registers a subscription and frames it, in one call: writes
+ * "SUB <subject> [queue] <sid>\r\n" into buf and, when max > 0,
+ * "UNSUB <sid> <max>\r\n" right after it; queue_len 0 means no queue
+ * group. Buffer and codes as for the framers (see the top of this file):
+ * - RESTY_NATS_OK: *n is the bytes written (send all of them) and *sid the
+ *   new subscription's sid; it is registered with max set as by
+ *   resty_nats_subs_set_max() (0: no limit), so resty_nats_subs_deliver()
+ *   returns RESTY_NATS_DONE on the max-th message;
+ * - RESTY_NATS_AGAIN: buf is too small, *n is the size needed for both
+ *   lines; nothing is registered and no sid is used: a call with a larger
+ *   buffer gets the same sid;
+ * - RESTY_NATS_ERROR with err set: the subject (SUB rules above) or the
+ *   queue is refused, the SUB line is over RESTY_NATS_MAX_CONTROL_LINE, or
+ *   no sid is left; nothing is registered, nothing must be sent.
+ * *sid is written on RESTY_NATS_OK only.
  */
-void resty_nats_subs_reserve(resty_nats_subs_t *t, uint64_t next_sid);
-int resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, uint64_t sid, char *err, size_t *errlen);
-/* the sid that the next resty_nats_subs_add() allocates (0 if t is NULL) */
-uint64_t resty_nats_subs_next_sid(const resty_nats_subs_t *t);
+int resty_nats_subs_subscribe(resty_nats_subs_t *t, char *buf, size_t size,
+    size_t *n, const char *subject, size_t subject_len, const char *queue,
+    size_t queue_len, uint64_t max, uint64_t *sid, char *err,
+    size_t *errlen);
 /*
  * The subscription ends after max deliveries in all, counted from its SUB
  * (as the server counts "UNSUB <sid> <max>"); max 0: no limit.
@@ -293,13 +286,6 @@ int resty_nats_subs_set_max(resty_nats_subs_t *t, uint64_t sid,
 int resty_nats_subs_deliver(resty_nats_subs_t *t, uint64_t sid);
 /* RESTY_NATS_OK, or RESTY_NATS_DECLINED if the sid is unknown */
 int resty_nats_subs_remove(resty_nats_subs_t *t, uint64_t sid);
-size_t resty_nats_subs_count(const resty_nats_subs_t *t);
-/*
- * The subject and queue of a live subscription, valid until it is
- * removed or the table is freed; RESTY_NATS_DECLINED if unknown.
- */
-int resty_nats_subs_get(const resty_nats_subs_t *t, uint64_t sid,
-    resty_nats_str_t *subject, resty_nats_str_t *queue);
 
 /*
  * Fills buf with len characters of [A-Za-z0-9] drawn from the kernel's

@@ -16,27 +16,28 @@
 #include "nats_framer.h"
 #include "nats_parser.h"
 #include "nats_sub_table.h"
+#include "resty_nats_abi.h"
 
 
 #define RESTY_NATS_EXPORT  __attribute__((visibility("default")))
 
+/*
+ * The version is written once, in CMakeLists.txt's project(); CMake passes
+ * its parts to this file's compile (RESTY_NATS_VERSION_DEFINITIONS).
+ */
+#if !defined(RESTY_NATS_VERSION_MAJOR) || !defined(RESTY_NATS_VERSION_MINOR) \
+    || !defined(RESTY_NATS_VERSION_PATCH)
+#error "RESTY_NATS_VERSION_MAJOR/MINOR/PATCH not defined (set by CMake)"
+#endif
+
+static_assert(RESTY_NATS_VERSION_MINOR < 100
+              && RESTY_NATS_VERSION_PATCH < 100,
+              "minor and patch must be below 100 for the version number");
+
 /* MAJOR * 10000 + MINOR * 100 + PATCH */
-#define RESTY_NATS_VERSION_NUMBER  100
-
-
-struct resty_nats_parser_s {
-    explicit resty_nats_parser_s(std::size_t max_payload)
-        : impl(max_payload)
-    {
-    }
-
-    resty_nats::parser  impl;
-};
-
-
-struct resty_nats_subs_s {
-    resty_nats::sub_table  impl;
-};
+#define RESTY_NATS_VERSION_NUMBER                                           \
+    (RESTY_NATS_VERSION_MAJOR * 10000 + RESTY_NATS_VERSION_MINOR * 100      \
+     + RESTY_NATS_VERSION_PATCH)
 
 
 namespace {
@@ -93,7 +94,7 @@ view(const char *p, std::size_t len) noexcept
 }
 
 
-/* errc of a framer or validator -> RESTY_NATS_* plus error text */
+/* errc of a framer -> RESTY_NATS_* plus error text */
 int
 framer_result(errc rc, const error_detail &e, char *err,
     std::size_t *errlen) noexcept
@@ -180,15 +181,6 @@ resty_nats_parser_free(resty_nats_parser_t *p)
 }
 
 
-RESTY_NATS_EXPORT void
-resty_nats_parser_reset(resty_nats_parser_t *p)
-{
-    if (p != nullptr) {
-        p->impl.reset();
-    }
-}
-
-
 RESTY_NATS_EXPORT int
 resty_nats_parser_set_max_payload(resty_nats_parser_t *p,
     size_t max_payload)
@@ -267,79 +259,6 @@ resty_nats_parser_info(resty_nats_parser_t *p, const char *json,
         rc = p->impl.info(json == nullptr ? "" : json, len, *out, &e);
         return rc == errc::ok ? RESTY_NATS_OK : fail(err, errlen, e.text());
     });
-}
-
-
-RESTY_NATS_EXPORT int
-resty_nats_validate_subject(const char *s, size_t len, char *err,
-    size_t *errlen)
-{
-    if (bad_bytes(s, len)) {
-        return null_pointer(err, errlen);
-    }
-
-    return guarded(err, errlen, [&]() -> int {
-        error_detail  e;
-        errc          rc;
-
-        rc = resty_nats::validate_subject(view(s, len),
-                                          resty_nats::subject_kind::publish,
-                                          &e);
-        return framer_result(rc, e, err, errlen);
-    });
-}
-
-
-RESTY_NATS_EXPORT int
-resty_nats_validate_sub_subject(const char *s, size_t len, char *err,
-    size_t *errlen)
-{
-    if (bad_bytes(s, len)) {
-        return null_pointer(err, errlen);
-    }
-
-    return guarded(err, errlen, [&]() -> int {
-        error_detail  e;
-        errc          rc;
-
-        rc = resty_nats::validate_subject(
-                 view(s, len), resty_nats::subject_kind::subscribe, &e);
-        return framer_result(rc, e, err, errlen);
-    });
-}
-
-
-RESTY_NATS_EXPORT int
-resty_nats_validate_queue(const char *s, size_t len, char *err,
-    size_t *errlen)
-{
-    if (bad_bytes(s, len)) {
-        return null_pointer(err, errlen);
-    }
-
-    return guarded(err, errlen, [&]() -> int {
-        error_detail  e;
-        errc          rc;
-
-        rc = resty_nats::validate_queue(view(s, len), &e);
-        return framer_result(rc, e, err, errlen);
-    });
-}
-
-
-RESTY_NATS_EXPORT int
-resty_nats_subject_matches(const char *pattern, size_t plen,
-    const char *subject, size_t slen)
-{
-    if (bad_bytes(pattern, plen) || bad_bytes(subject, slen)) {
-        return 0;
-    }
-
-    /* no error channel: a failure reads as "no match" */
-    return guarded(nullptr, nullptr, [&]() -> int {
-        return resty_nats::subject_matches(view(pattern, plen),
-                                           view(subject, slen)) ? 1 : 0;
-    }) == 1 ? 1 : 0;
 }
 
 
@@ -475,11 +394,13 @@ resty_nats_subs_free(resty_nats_subs_t *t)
 
 
 RESTY_NATS_EXPORT int
-resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, const char *queue, size_t queue_len,
-    uint64_t *sid, char *err, size_t *errlen)
+resty_nats_subs_subscribe(resty_nats_subs_t *t, char *buf, size_t size,
+    size_t *n, const char *subject, size_t subject_len, const char *queue,
+    size_t queue_len, uint64_t max, uint64_t *sid, char *err,
+    size_t *errlen)
 {
-    if (t == nullptr || sid == nullptr || bad_bytes(subject, subject_len)
+    if (t == nullptr || n == nullptr || sid == nullptr
+        || bad_bytes(buf, size) || bad_bytes(subject, subject_len)
         || bad_bytes(queue, queue_len))
     {
         return null_pointer(err, errlen);
@@ -489,44 +410,10 @@ resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
         error_detail  e;
         errc          rc;
 
-        rc = t->impl.add(view(subject, subject_len), view(queue, queue_len),
-                         *sid, &e);
+        rc = t->impl.subscribe(buf, size, *n, view(subject, subject_len),
+                               view(queue, queue_len), max, *sid, &e);
         return framer_result(rc, e, err, errlen);
     });
-}
-
-
-RESTY_NATS_EXPORT void
-resty_nats_subs_reserve(resty_nats_subs_t *t, uint64_t next_sid)
-{
-    if (t != nullptr) {
-        t->impl.reserve_sids(next_sid);
-    }
-}
-
-
-RESTY_NATS_EXPORT int
-resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, uint64_t sid, char *err, size_t *errlen)
-{
-    if (t == nullptr || bad_bytes(subject, subject_len)) {
-        return null_pointer(err, errlen);
-    }
-
-    return guarded(err, errlen, [&]() -> int {
-        error_detail  e;
-        errc          rc;
-
-        rc = t->impl.restore(view(subject, subject_len), sid, &e);
-        return framer_result(rc, e, err, errlen);
-    });
-}
-
-
-RESTY_NATS_EXPORT uint64_t
-resty_nats_subs_next_sid(const resty_nats_subs_t *t)
-{
-    return t == nullptr ? 0 : t->impl.next_sid();
 }
 
 
@@ -564,42 +451,6 @@ resty_nats_subs_remove(resty_nats_subs_t *t, uint64_t sid)
     }
 
     return t->impl.remove(sid) ? RESTY_NATS_OK : RESTY_NATS_DECLINED;
-}
-
-
-RESTY_NATS_EXPORT size_t
-resty_nats_subs_count(const resty_nats_subs_t *t)
-{
-    return t == nullptr ? 0 : t->impl.size();
-}
-
-
-RESTY_NATS_EXPORT int
-resty_nats_subs_get(const resty_nats_subs_t *t, uint64_t sid,
-    resty_nats_str_t *subject, resty_nats_str_t *queue)
-{
-    const resty_nats::sub_table::subscription  *s;
-
-    if (t == nullptr) {
-        return RESTY_NATS_ERROR;
-    }
-
-    s = t->impl.find(sid);
-    if (s == nullptr) {
-        return RESTY_NATS_DECLINED;
-    }
-
-    if (subject != nullptr) {
-        subject->data = s->subject.data();
-        subject->len = s->subject.size();
-    }
-
-    if (queue != nullptr) {
-        queue->data = s->queue.data();
-        queue->len = s->queue.size();
-    }
-
-    return RESTY_NATS_OK;
 }
 
 

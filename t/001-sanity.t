@@ -22,15 +22,19 @@ __DATA__
             local h = f:read("*a")
             f:close()
             local n = 0
-            for name in h:gmatch("\n[%w_ ]-[%s%*]+(resty_nats_[%w_]+)%(") do
+            -- declarations only: a line that starts with the return type
+            for name in h:gmatch("\n%a[%w_ ]*[%s%*]+(resty_nats_[%w_]+)%(") do
                 local ok, err = pcall(function() return ffi.C[name] end)
                 if not ok then
                     ngx.say("unresolved: ", name, ": ", err)
                 end
                 n = n + 1
             end
-            ngx.say(n > 20 and "ok" or ("only " .. n .. " functions"))
-            ngx.say("version ", ffi.C.resty_nats_version() >= 100)
+            -- the ABI is what Lua calls: its size is pinned
+            ngx.say(n == 20 and "ok" or (n .. " functions"))
+            local v = ffi.C.resty_nats_version()
+            ngx.say("version ", nats._VERSION == string.format("%d.%d.%d",
+                    math.floor(v / 10000), math.floor(v / 100) % 100, v % 100))
         }
     }
 --- request

@@ -31,10 +31,6 @@
  *       a line
  *   nats_peer kvput URL BUCKET KEY VALUE
  *       key-value: kvStore_PutString, prints the revision
- *   nats_peer benchpub URL SIZE COUNT
- *       the native baseline of bench/bench.sh: resets the serve peer's
- *       sink, publishes COUNT messages of SIZE bytes to interop.sink.bench,
- *       polls interop.sinkstat until all arrived, prints "<msgs/s>"
  */
 
 #include <nats/nats.h>
@@ -45,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 
@@ -357,75 +352,6 @@ serve(natsConnection *nc)
 }
 
 
-static double
-now_sec(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-
-static int
-sink_count_now(natsConnection *nc, long long *count)
-{
-    natsMsg  *reply = NULL;
-
-    if (natsConnection_RequestString(&reply, nc, "interop.sinkstat", "",
-                                     5000) != NATS_OK)
-    {
-        return -1;
-    }
-
-    *count = atoll(natsMsg_GetData(reply));
-    natsMsg_Destroy(reply);
-    return 0;
-}
-
-
-static int
-bench_publish(natsConnection *nc, long size, long count)
-{
-    char       *data;
-    double      t0, t1;
-    long        i;
-    long long   got = 0, n;
-
-    data = calloc(1, size > 0 ? size : 1);
-    if (data == NULL || sink_count_now(nc, &n) != 0) {
-        free(data);
-        return 1;
-    }
-
-    t0 = now_sec();
-    for (i = 0; i < count; i++) {
-        if (natsConnection_Publish(nc, "interop.sink.bench", data,
-                                   (int) size) != NATS_OK)
-        {
-            free(data);
-            return 1;
-        }
-    }
-
-    while (got < count) {
-        if (sink_count_now(nc, &n) != 0) {
-            free(data);
-            return 1;
-        }
-        got += n;
-        if (got < count) {
-            nats_Sleep(1);
-        }
-    }
-
-    t1 = now_sec();
-    free(data);
-    printf("%.0f\n", count / (t1 - t0));
-    return 0;
-}
-
-
 static int
 js_cli(natsConnection *nc, int argc, char **argv)
 {
@@ -573,9 +499,6 @@ main(int argc, char **argv)
                || strcmp(argv[1], "kvput") == 0)
     {
         rc = js_cli(nc, argc, argv);
-
-    } else if (strcmp(argv[1], "benchpub") == 0 && argc >= 5) {
-        rc = bench_publish(nc, atol(argv[3]), atol(argv[4]));
 
     } else {
         fprintf(stderr, "nats_peer: bad arguments\n");

@@ -33,16 +33,11 @@ static const any_fn  all_functions[] = {
     (any_fn) resty_nats_version,
     (any_fn) resty_nats_parser_new,
     (any_fn) resty_nats_parser_free,
-    (any_fn) resty_nats_parser_reset,
     (any_fn) resty_nats_parser_set_max_payload,
     (any_fn) resty_nats_parser_feed,
     (any_fn) resty_nats_parser_next,
     (any_fn) resty_nats_parser_buffered,
     (any_fn) resty_nats_parser_info,
-    (any_fn) resty_nats_validate_subject,
-    (any_fn) resty_nats_validate_sub_subject,
-    (any_fn) resty_nats_validate_queue,
-    (any_fn) resty_nats_subject_matches,
     (any_fn) resty_nats_frame_connect,
     (any_fn) resty_nats_frame_pub,
     (any_fn) resty_nats_frame_hpub,
@@ -50,15 +45,10 @@ static const any_fn  all_functions[] = {
     (any_fn) resty_nats_frame_unsub,
     (any_fn) resty_nats_subs_new,
     (any_fn) resty_nats_subs_free,
-    (any_fn) resty_nats_subs_add,
-    (any_fn) resty_nats_subs_reserve,
-    (any_fn) resty_nats_subs_restore,
-    (any_fn) resty_nats_subs_next_sid,
+    (any_fn) resty_nats_subs_subscribe,
     (any_fn) resty_nats_subs_set_max,
     (any_fn) resty_nats_subs_deliver,
     (any_fn) resty_nats_subs_remove,
-    (any_fn) resty_nats_subs_count,
-    (any_fn) resty_nats_subs_get,
     (any_fn) resty_nats_random_token
 };
 
@@ -97,7 +87,6 @@ test_parser(void)
     CHECK(errlen == 7 && memcmp(err, "unknown", 7) == 0);
     CHECK(ev.type == RESTY_NATS_EV_NONE);
 
-    resty_nats_parser_reset(p);
     CHECK(resty_nats_parser_buffered(p) == 0);
     resty_nats_parser_free(p);
     return 0;
@@ -163,7 +152,9 @@ static void
 test_subs(void)
 {
     resty_nats_subs_t  *t = NULL;
-    resty_nats_str_t    subject, queue;
+    char                buf[64];
+    char                err[64];
+    size_t              n, errlen;
     uint64_t            sid = 0;
 
     CHECK(resty_nats_subs_new(&t) == RESTY_NATS_OK);
@@ -171,21 +162,40 @@ test_subs(void)
         return;
     }
 
-    CHECK(resty_nats_subs_add(t, "foo.>", 5, NULL, 0, &sid, NULL, NULL)
+    /* size probe: nothing registered, the retry gets sid 1 */
+    CHECK(resty_nats_subs_subscribe(t, NULL, 0, &n, "foo.>", 5, NULL, 0, 1,
+                                    &sid, NULL, NULL)
+          == RESTY_NATS_AGAIN);
+    CHECK(n == 24 && sid == 0);
+    CHECK(resty_nats_subs_deliver(t, 1) == RESTY_NATS_DECLINED);
+
+    CHECK(resty_nats_subs_subscribe(t, buf, n, &n, "foo.>", 5, NULL, 0, 1,
+                                    &sid, NULL, NULL)
           == RESTY_NATS_OK);
     CHECK(sid == 1);
-    CHECK(resty_nats_subs_get(t, sid, &subject, &queue) == RESTY_NATS_OK);
-    CHECK(subject.len == 5 && queue.len == 0);
-    CHECK(resty_nats_subs_set_max(t, sid, 1) == RESTY_NATS_OK);
+    CHECK(n == 24 && memcmp(buf, "SUB foo.> 1\r\nUNSUB 1 1\r\n", 24) == 0);
     CHECK(resty_nats_subs_deliver(t, sid) == RESTY_NATS_DONE);
     CHECK(resty_nats_subs_deliver(t, sid) == RESTY_NATS_DECLINED);
-    CHECK(resty_nats_subs_count(t) == 0);
-    resty_nats_subs_free(t);
 
-    CHECK(resty_nats_subject_matches("foo.*", 5, "foo.bar", 7) == 1);
-    CHECK(resty_nats_validate_queue("q", 1, NULL, NULL) == RESTY_NATS_OK);
-    CHECK(resty_nats_validate_sub_subject("a.>", 3, NULL, NULL)
+    CHECK(resty_nats_subs_subscribe(t, buf, sizeof(buf), &n, "a", 1, "q", 1,
+                                    0, &sid, NULL, NULL)
           == RESTY_NATS_OK);
+    CHECK(sid == 2);
+    CHECK(n == 11 && memcmp(buf, "SUB a q 2\r\n", 11) == 0);
+    CHECK(resty_nats_subs_set_max(t, sid, 1) == RESTY_NATS_OK);
+    CHECK(resty_nats_subs_deliver(t, sid) == RESTY_NATS_DONE);
+
+    errlen = sizeof(err);
+    CHECK(resty_nats_subs_subscribe(t, buf, sizeof(buf), &n, "a", 1, "q q",
+                                    3, 0, &sid, err, &errlen)
+          == RESTY_NATS_ERROR);
+    CHECK(errlen > 0 && memcmp(err, "invalid queue group", 19) == 0);
+    CHECK(resty_nats_subs_subscribe(NULL, buf, sizeof(buf), &n, "a", 1,
+                                    NULL, 0, 0, &sid, NULL, NULL)
+          == RESTY_NATS_ERROR);
+    CHECK(resty_nats_subs_remove(t, 3) == RESTY_NATS_DECLINED);
+
+    resty_nats_subs_free(t);
 }
 
 
@@ -198,7 +208,10 @@ main(void)
         CHECK(all_functions[i] != NULL);
     }
 
-    CHECK(resty_nats_version() > 0);
+    /* the parts of CMakeLists.txt's project() VERSION, given to this test */
+    CHECK(resty_nats_version()
+          == RESTY_NATS_VERSION_MAJOR * 10000 + RESTY_NATS_VERSION_MINOR * 100
+             + RESTY_NATS_VERSION_PATCH);
     CHECK(sizeof(resty_nats_event_t) <= 128);
 
     test_parser();

@@ -14,8 +14,10 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "nats_errc.h"
+#include "nats_sub_table.h"
 #include "resty_nats.h"
 #include "test_util.h"
 
@@ -74,9 +76,26 @@ TEST(Abi, CodesNeverChange)
     EXPECT_EQ(RESTY_NATS_EV_PONG, 5);
     EXPECT_EQ(RESTY_NATS_EV_OK, 6);
     EXPECT_EQ(RESTY_NATS_EV_ERR, 7);
-    EXPECT_EQ(resty_nats_version(), 100);
     /* the event struct is passed by pointer and allocated once */
     EXPECT_LE(sizeof(resty_nats_event_t), 128u);
+}
+
+
+/*
+ * The version parts come from CMakeLists.txt's project(), given to this
+ * test as to the core: no version number is written anywhere else.
+ */
+TEST(Abi, VersionIsTheProjectVersion)
+{
+    int  v = resty_nats_version();
+
+    EXPECT_EQ(v, RESTY_NATS_VERSION_MAJOR * 10000
+                 + RESTY_NATS_VERSION_MINOR * 100 + RESTY_NATS_VERSION_PATCH);
+    /* decoded as the nginx module and the Lua side do */
+    EXPECT_EQ(v / 10000, RESTY_NATS_VERSION_MAJOR);
+    EXPECT_EQ(v / 100 % 100, RESTY_NATS_VERSION_MINOR);
+    EXPECT_EQ(v % 100, RESTY_NATS_VERSION_PATCH);
+    EXPECT_GT(v, 0);
 }
 
 
@@ -125,14 +144,8 @@ TEST(Abi, ParserCodes)
     EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, e3.buf, &e3.len),
               RESTY_NATS_ERROR);
     EXPECT_EQ(e3.text(), "missing CRLF after payload");
-
-    resty_nats_parser_reset(pp.p);
+    /* the error dropped what was buffered */
     EXPECT_EQ(resty_nats_parser_buffered(pp.p), 0u);
-    EXPECT_EQ(resty_nats_parser_feed(pp.p, "PONG\r\n", 6, nullptr, nullptr),
-              RESTY_NATS_OK);
-    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, nullptr, nullptr),
-              RESTY_NATS_OK);
-    EXPECT_EQ(ev.type, RESTY_NATS_EV_PONG);
 }
 
 
@@ -149,14 +162,25 @@ TEST(Abi, ParserMaxPayload)
               RESTY_NATS_ERROR);
     EXPECT_EQ(e.text(), "payload too large (11 > max_payload 10)");
 
-    resty_nats_parser_reset(pp.p);
-    EXPECT_EQ(resty_nats_parser_set_max_payload(pp.p, 0), RESTY_NATS_OK);
-    ASSERT_EQ(resty_nats_parser_feed(pp.p, "MSG a 1 11\r\nhello world\r\n",
-                                     25, nullptr, nullptr),
+    /* the same bound, lifted before the message arrives */
+    parser_ptr  lifted(10);
+
+    EXPECT_EQ(resty_nats_parser_set_max_payload(lifted.p, 0), RESTY_NATS_OK);
+    ASSERT_EQ(resty_nats_parser_feed(lifted.p,
+                                     "MSG a 1 11\r\nhello world\r\n", 25,
+                                     nullptr, nullptr),
               RESTY_NATS_OK);
-    EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, nullptr, nullptr),
+    EXPECT_EQ(resty_nats_parser_next(lifted.p, &ev, nullptr, nullptr),
               RESTY_NATS_OK);
     EXPECT_EQ(sv(ev.payload), "hello world");
+
+    /* and lowered again */
+    EXPECT_EQ(resty_nats_parser_set_max_payload(lifted.p, 4), RESTY_NATS_OK);
+    ASSERT_EQ(resty_nats_parser_feed(lifted.p, "MSG a 1 5\r\n", 11, nullptr,
+                                     nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_parser_next(lifted.p, &ev, nullptr, nullptr),
+              RESTY_NATS_ERROR);
 }
 
 
@@ -199,17 +223,14 @@ TEST(Abi, ParserInfo)
 TEST(Abi, NullArguments)
 {
     parser_ptr          pp;
-    subs_ptr            sp;
     resty_nats_event_t  ev;
     resty_nats_info_t   info;
     std::size_t         n = 0;
-    std::uint64_t       sid = 0;
     char                buf[64];
 
     /* NULL objects */
     EXPECT_EQ(resty_nats_parser_new(nullptr, 0), RESTY_NATS_ERROR);
     resty_nats_parser_free(nullptr);
-    resty_nats_parser_reset(nullptr);
     EXPECT_EQ(resty_nats_parser_set_max_payload(nullptr, 1),
               RESTY_NATS_ERROR);
     EXPECT_EQ(resty_nats_parser_buffered(nullptr), 0u);
@@ -243,23 +264,12 @@ TEST(Abi, NullArguments)
     EXPECT_EQ(resty_nats_parser_next(pp.p, &ev, nullptr, nullptr),
               RESTY_NATS_OK);
 
+    /* a NULL subject with length 0 is an empty one, refused as such */
     err_buf  e3;
-    EXPECT_EQ(resty_nats_validate_subject(nullptr, 0, e3.buf, &e3.len),
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), &n, nullptr, 0,
+                                   nullptr, 0, 0, 0, e3.buf, &e3.len),
               RESTY_NATS_ERROR);
     EXPECT_EQ(e3.text(), "invalid subject: empty");
-    err_buf  e4;
-    EXPECT_EQ(resty_nats_validate_subject(nullptr, 4, e4.buf, &e4.len),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(e4.text(), "null pointer");
-    EXPECT_EQ(resty_nats_validate_sub_subject(nullptr, 4, nullptr, nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_validate_queue(nullptr, 4, nullptr, nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_validate_queue(nullptr, 0, nullptr, nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subject_matches(nullptr, 3, "foo", 3), 0);
-    EXPECT_EQ(resty_nats_subject_matches("foo", 3, nullptr, 3), 0);
-    EXPECT_EQ(resty_nats_subject_matches(nullptr, 0, nullptr, 0), 0);
 
     /* framers */
     resty_nats_connect_opts_t  o;
@@ -311,80 +321,54 @@ TEST(Abi, NullArguments)
     /* subscription table */
     EXPECT_EQ(resty_nats_subs_new(nullptr), RESTY_NATS_ERROR);
     resty_nats_subs_free(nullptr);
-    EXPECT_EQ(resty_nats_subs_add(nullptr, "a", 1, nullptr, 0, &sid,
-                                  nullptr, nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_add(sp.t, "a", 1, nullptr, 0, nullptr,
-                                  nullptr, nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_add(sp.t, nullptr, 1, nullptr, 0, &sid,
-                                  nullptr, nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_add(sp.t, "a", 1, nullptr, 1, &sid, nullptr,
-                                  nullptr),
-              RESTY_NATS_ERROR);
     EXPECT_EQ(resty_nats_subs_set_max(nullptr, 1, 1), RESTY_NATS_ERROR);
     EXPECT_EQ(resty_nats_subs_deliver(nullptr, 1), RESTY_NATS_ERROR);
     EXPECT_EQ(resty_nats_subs_remove(nullptr, 1), RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_count(nullptr), 0u);
-    EXPECT_EQ(resty_nats_subs_get(nullptr, 1, nullptr, nullptr),
-              RESTY_NATS_ERROR);
-    resty_nats_subs_reserve(nullptr, 5);
-    EXPECT_EQ(resty_nats_subs_restore(nullptr, "a.*", 3, 1, nullptr,
-                                      nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_restore(sp.t, nullptr, 3, 1, nullptr,
-                                      nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_restore(sp.t, "a.*", 3, 0, nullptr,
-                                      nullptr),
-              RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_subs_next_sid(nullptr), 0u);
-    EXPECT_EQ(resty_nats_subs_count(sp.t), 0u);
-    EXPECT_EQ(resty_nats_subs_next_sid(sp.t), 1u);
+    /* resty_nats_subs_subscribe: Abi.SubsSubscribeNullArguments */
 }
 
 
 TEST(Abi, ErrlenTruncation)
 {
     const std::string  full = "invalid subject: empty token";
+    char               buf[64];
+    std::size_t        n;
+
+    /* a refused PUB subject */
+    auto refuse = [&](char *err, std::size_t *errlen) {
+        return resty_nats_frame_pub(buf, sizeof(buf), &n, "a..b", 4, nullptr,
+                                    0, 0, 0, err, errlen);
+    };
 
     /* errlen 5: exactly 5 bytes, nothing after them */
     err_buf  e(5);
-    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, e.buf, &e.len),
-              RESTY_NATS_ERROR);
+    EXPECT_EQ(refuse(e.buf, &e.len), RESTY_NATS_ERROR);
     EXPECT_EQ(e.len, 5u);
     EXPECT_EQ(std::string(e.buf, 5), full.substr(0, 5));
     EXPECT_EQ(e.buf[5], '#');
 
     /* errlen 0: nothing written */
     err_buf  z(0);
-    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, z.buf, &z.len),
-              RESTY_NATS_ERROR);
+    EXPECT_EQ(refuse(z.buf, &z.len), RESTY_NATS_ERROR);
     EXPECT_EQ(z.len, 0u);
     EXPECT_EQ(z.buf[0], '#');
 
     /* exact fit and room to spare */
     err_buf  x(full.size());
-    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, x.buf, &x.len),
-              RESTY_NATS_ERROR);
+    EXPECT_EQ(refuse(x.buf, &x.len), RESTY_NATS_ERROR);
     EXPECT_EQ(x.text(), full);
     EXPECT_EQ(x.buf[full.size()], '#');
 
     err_buf  big(250);
-    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, big.buf, &big.len),
-              RESTY_NATS_ERROR);
+    EXPECT_EQ(refuse(big.buf, &big.len), RESTY_NATS_ERROR);
     EXPECT_EQ(big.text(), full);
 
     /* err NULL: errlen untouched; errlen NULL: err untouched */
     std::size_t  len = 77;
-    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, nullptr, &len),
-              RESTY_NATS_ERROR);
+    EXPECT_EQ(refuse(nullptr, &len), RESTY_NATS_ERROR);
     EXPECT_EQ(len, 77u);
     err_buf  untouched;
-    EXPECT_EQ(resty_nats_validate_subject("a..b", 4, untouched.buf,
-                                          nullptr),
-              RESTY_NATS_ERROR);
+    EXPECT_EQ(refuse(untouched.buf, nullptr), RESTY_NATS_ERROR);
     EXPECT_EQ(untouched.buf[0], '#');
 
     /* truncation of a parser error */
@@ -401,33 +385,47 @@ TEST(Abi, ErrlenTruncation)
 }
 
 
-TEST(Abi, Validation)
+/*
+ * Subject and queue rules as the framers apply them (the rules
+ * themselves: Framer.* in framer_test.cc; matching: SubTable.*).
+ */
+TEST(Abi, FramersValidate)
 {
-    EXPECT_EQ(resty_nats_validate_subject("foo.bar", 7, nullptr, nullptr),
+    char         buf[128];
+    std::size_t  n = 0;
+
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), &n, "foo.bar", 7,
+                                   nullptr, 0, 0, 0, nullptr, nullptr),
               RESTY_NATS_OK);
-    EXPECT_EQ(resty_nats_validate_subject("foo.*", 5, nullptr, nullptr),
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), &n, "foo.*", 5,
+                                   nullptr, 0, 0, 0, nullptr, nullptr),
               RESTY_NATS_ERROR);
-    EXPECT_EQ(resty_nats_validate_sub_subject("foo.*", 5, nullptr, nullptr),
+    EXPECT_EQ(resty_nats_frame_pub(buf, sizeof(buf), &n, "foo", 3, "r.>", 3,
+                                   0, 0, nullptr, nullptr),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_frame_sub(buf, sizeof(buf), &n, "foo.*", 5,
+                                   nullptr, 0, 1, nullptr, nullptr),
               RESTY_NATS_OK);
-    EXPECT_EQ(resty_nats_validate_sub_subject("foo.>", 5, nullptr, nullptr),
+    EXPECT_EQ(resty_nats_frame_sub(buf, sizeof(buf), &n, "foo.>", 5,
+                                   nullptr, 0, 1, nullptr, nullptr),
               RESTY_NATS_OK);
 
     err_buf  e;
-    EXPECT_EQ(resty_nats_validate_sub_subject(">.a", 3, e.buf, &e.len),
+    EXPECT_EQ(resty_nats_frame_sub(buf, sizeof(buf), &n, ">.a", 3, nullptr,
+                                   0, 1, e.buf, &e.len),
               RESTY_NATS_ERROR);
     EXPECT_EQ(e.text(), "invalid subject: '>' must be the last token");
 
     err_buf  q;
-    EXPECT_EQ(resty_nats_validate_queue("a b", 3, q.buf, &q.len),
+    EXPECT_EQ(resty_nats_frame_sub(buf, sizeof(buf), &n, "a", 1, "a b", 3, 1,
+                                   q.buf, &q.len),
               RESTY_NATS_ERROR);
     EXPECT_EQ(q.text(), "invalid queue group: contains whitespace or "
                         "control character");
-    EXPECT_EQ(resty_nats_validate_queue("a.b", 3, nullptr, nullptr),
+    EXPECT_EQ(resty_nats_frame_sub(buf, sizeof(buf), &n, "a", 1, "a.b", 3, 1,
+                                   nullptr, nullptr),
               RESTY_NATS_OK);
-
-    EXPECT_EQ(resty_nats_subject_matches("foo.>", 5, "foo.bar", 7), 1);
-    EXPECT_EQ(resty_nats_subject_matches("foo.>", 5, "foo", 3), 0);
-    EXPECT_EQ(resty_nats_subject_matches("*", 1, "foo", 3), 1);
+    EXPECT_EQ(std::string(buf, n), "SUB a a.b 1\r\n");
 }
 
 
@@ -496,56 +494,370 @@ TEST(Abi, FramerCodes)
 }
 
 
+/* resty_nats_subs_subscribe() with a buffer that fits */
+int
+subscribe(resty_nats_subs_t *t, std::string *frame, std::string_view subject,
+    std::string_view queue, std::uint64_t max, std::uint64_t *sid,
+    err_buf *e = nullptr)
+{
+    char         buf[RESTY_NATS_MAX_CONTROL_LINE + 64];
+    std::size_t  n = 0;
+    int          rc;
+
+    rc = resty_nats_subs_subscribe(t, buf, sizeof(buf), &n, subject.data(),
+                                   subject.size(), queue.data(),
+                                   queue.size(), max, sid,
+                                   e != nullptr ? e->buf : nullptr,
+                                   e != nullptr ? &e->len : nullptr);
+    if (rc == RESTY_NATS_OK && frame != nullptr) {
+        frame->assign(buf, n);
+    }
+    return rc;
+}
+
+
 TEST(Abi, SubsCodes)
 {
-    subs_ptr          sp;
-    std::uint64_t     a = 0, b = 0, c = 0;
-    resty_nats_str_t  subject, queue;
-    err_buf           e;
+    subs_ptr       sp;
+    std::uint64_t  a = 0, b = 0, c = 0;
+    err_buf        e;
 
-    ASSERT_EQ(resty_nats_subs_add(sp.t, "foo.*", 5, "q", 1, &a, e.buf,
-                                  &e.len),
+    ASSERT_EQ(subscribe(sp.t, nullptr, "foo.*", "q", 0, &a, &e),
               RESTY_NATS_OK);
-    ASSERT_EQ(resty_nats_subs_add(sp.t, "bar", 3, nullptr, 0, &b, nullptr,
-                                  nullptr),
-              RESTY_NATS_OK);
+    ASSERT_EQ(subscribe(sp.t, nullptr, "bar", "", 0, &b), RESTY_NATS_OK);
     EXPECT_EQ(a, 1u);
     EXPECT_EQ(b, 2u);
-    EXPECT_EQ(resty_nats_subs_count(sp.t), 2u);
+    EXPECT_EQ(e.len, 200u);  /* untouched on success */
 
-    EXPECT_EQ(resty_nats_subs_add(sp.t, "bad subject", 11, nullptr, 0, &c,
-                                  e.buf, &e.len),
+    c = 77;
+    EXPECT_EQ(subscribe(sp.t, nullptr, "bad subject", "", 0, &c, &e),
               RESTY_NATS_ERROR);
     EXPECT_EQ(e.text(),
               "invalid subject: contains whitespace or control character");
-
-    ASSERT_EQ(resty_nats_subs_get(sp.t, a, &subject, &queue), RESTY_NATS_OK);
-    EXPECT_EQ(sv(subject), "foo.*");
-    EXPECT_EQ(sv(queue), "q");
-    ASSERT_EQ(resty_nats_subs_get(sp.t, b, &subject, &queue), RESTY_NATS_OK);
-    EXPECT_EQ(sv(subject), "bar");
-    EXPECT_EQ(queue.len, 0u);
-    EXPECT_EQ(resty_nats_subs_get(sp.t, 99, &subject, &queue),
-              RESTY_NATS_DECLINED);
+    EXPECT_EQ(c, 77u);
 
     EXPECT_EQ(resty_nats_subs_set_max(sp.t, a, 2), RESTY_NATS_OK);
     EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_OK);
     EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_DONE);
     EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_DECLINED);
     EXPECT_EQ(resty_nats_subs_set_max(sp.t, a, 1), RESTY_NATS_DECLINED);
-    EXPECT_EQ(resty_nats_subs_get(sp.t, a, &subject, &queue),
-              RESTY_NATS_DECLINED);
+    EXPECT_EQ(resty_nats_subs_remove(sp.t, a), RESTY_NATS_DECLINED);
 
     EXPECT_EQ(resty_nats_subs_deliver(sp.t, b), RESTY_NATS_OK);
     EXPECT_EQ(resty_nats_subs_set_max(sp.t, b, 1), RESTY_NATS_DONE);
-    EXPECT_EQ(resty_nats_subs_count(sp.t), 0u);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, b), RESTY_NATS_DECLINED);
 
-    ASSERT_EQ(resty_nats_subs_add(sp.t, ">", 1, nullptr, 0, &c, nullptr,
-                                  nullptr),
-              RESTY_NATS_OK);
+    ASSERT_EQ(subscribe(sp.t, nullptr, ">", "", 0, &c), RESTY_NATS_OK);
     EXPECT_EQ(c, 3u);
+    EXPECT_EQ(resty_nats_subs_set_max(sp.t, c, 0), RESTY_NATS_OK);
     EXPECT_EQ(resty_nats_subs_remove(sp.t, c), RESTY_NATS_OK);
     EXPECT_EQ(resty_nats_subs_remove(sp.t, c), RESTY_NATS_DECLINED);
+    EXPECT_EQ(resty_nats_subs_set_max(sp.t, 99, 1), RESTY_NATS_DECLINED);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, 0), RESTY_NATS_DECLINED);
+}
+
+
+TEST(Abi, SubsSubscribeBytes)
+{
+    subs_ptr       sp;
+    std::string    f;
+    std::uint64_t  sid = 0;
+
+    ASSERT_EQ(subscribe(sp.t, &f, "foo.*", "", 0, &sid), RESTY_NATS_OK);
+    EXPECT_EQ(f, "SUB foo.* 1\r\n");
+    EXPECT_EQ(sid, 1u);
+
+    ASSERT_EQ(subscribe(sp.t, &f, "foo.>", "workers", 0, &sid),
+              RESTY_NATS_OK);
+    EXPECT_EQ(f, "SUB foo.> workers 2\r\n");
+    EXPECT_EQ(sid, 2u);
+
+    ASSERT_EQ(subscribe(sp.t, &f, "_INBOX.abc", "", 1, &sid), RESTY_NATS_OK);
+    EXPECT_EQ(f, "SUB _INBOX.abc 3\r\nUNSUB 3 1\r\n");
+    EXPECT_EQ(sid, 3u);
+
+    ASSERT_EQ(subscribe(sp.t, &f, "jobs.*", "q.1", 18446744073709551615ull,
+                        &sid),
+              RESTY_NATS_OK);
+    EXPECT_EQ(f, "SUB jobs.* q.1 4\r\nUNSUB 4 18446744073709551615\r\n");
+    EXPECT_EQ(sid, 4u);
+
+    /* the same bytes as the two framers give */
+    char         buf[64];
+    std::size_t  n = 0, m = 0;
+
+    ASSERT_EQ(resty_nats_frame_sub(buf, sizeof(buf), &n, "jobs.*", 6, "q.1",
+                                   3, 4, nullptr, nullptr),
+              RESTY_NATS_OK);
+    ASSERT_EQ(resty_nats_frame_unsub(buf + n, sizeof(buf) - n, &m, 4,
+                                     18446744073709551615ull, nullptr,
+                                     nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(f, std::string(buf, n + m));
+
+    /* NULL queue with length 0: no queue group */
+    char         out[64];
+    std::size_t  k = 0;
+
+    ASSERT_EQ(resty_nats_subs_subscribe(sp.t, out, sizeof(out), &k, "x", 1,
+                                        nullptr, 0, 0, &sid, nullptr,
+                                        nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(std::string(out, k), "SUB x 5\r\n");
+    EXPECT_EQ(sid, 5u);
+}
+
+
+/*
+ * AGAIN: the size of both lines, nothing registered, no sid used; a
+ * buffer of exactly that size then gives OK, the same size and the sid
+ * the probe would have had.
+ */
+TEST(Abi, SubsSubscribeSizeProbe)
+{
+    subs_ptr           sp;
+    std::uint64_t      sid = 0;
+    const std::string  want = "SUB s.* q 1\r\nUNSUB 1 7\r\n";
+    std::size_t        n = 0;
+
+    auto call = [&](char *buf, std::size_t size) {
+        return resty_nats_subs_subscribe(sp.t, buf, size, &n, "s.*", 3, "q",
+                                         1, 7, &sid, nullptr, nullptr);
+    };
+
+    /* probe without a buffer */
+    sid = 99;
+    EXPECT_EQ(call(nullptr, 0), RESTY_NATS_AGAIN);
+    EXPECT_EQ(n, want.size());
+    EXPECT_EQ(sid, 99u);                                /* untouched */
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, 1), RESTY_NATS_DECLINED);
+
+    /* every size too small, including those where only SUB fits */
+    for (std::size_t size = 1; size < want.size(); size++) {
+        std::vector<char>  small(size);
+
+        n = 0;
+        EXPECT_EQ(call(small.data(), size), RESTY_NATS_AGAIN) << size;
+        EXPECT_EQ(n, want.size()) << size;
+        EXPECT_EQ(sid, 99u);
+    }
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, 1), RESTY_NATS_DECLINED);
+    EXPECT_EQ(resty_nats_subs_remove(sp.t, 1), RESTY_NATS_DECLINED);
+
+    /* the exact size: OK, and the sid no probe used */
+    std::vector<char>  exact(want.size());
+
+    ASSERT_EQ(call(exact.data(), exact.size()), RESTY_NATS_OK);
+    EXPECT_EQ(n, want.size());
+    EXPECT_EQ(std::string(exact.data(), n), want);
+    EXPECT_EQ(sid, 1u);
+
+    /* a subscription without max: the size of the SUB line alone */
+    sid = 0;
+    EXPECT_EQ(resty_nats_subs_subscribe(sp.t, nullptr, 0, &n, "t", 1,
+                                        nullptr, 0, 0, &sid, nullptr,
+                                        nullptr),
+              RESTY_NATS_AGAIN);
+    EXPECT_EQ(n, std::strlen("SUB t 2\r\n"));
+    EXPECT_EQ(sid, 0u);
+
+    /* the sid's digits count: sid 10 needs one byte more than sid 9 */
+    std::string    f;
+    std::uint64_t  s = 0;
+
+    for (int i = 0; i < 7; i++) {
+        ASSERT_EQ(subscribe(sp.t, &f, "t", "", 0, &s), RESTY_NATS_OK);
+    }
+    EXPECT_EQ(s, 8u);
+    EXPECT_EQ(resty_nats_subs_subscribe(sp.t, nullptr, 0, &n, "t", 1,
+                                        nullptr, 0, 3, &sid, nullptr,
+                                        nullptr),
+              RESTY_NATS_AGAIN);
+    EXPECT_EQ(n, std::strlen("SUB t 9\r\nUNSUB 9 3\r\n"));
+    ASSERT_EQ(subscribe(sp.t, &f, "t", "", 0, &s), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_subscribe(sp.t, nullptr, 0, &n, "t", 1,
+                                        nullptr, 0, 3, &sid, nullptr,
+                                        nullptr),
+              RESTY_NATS_AGAIN);
+    EXPECT_EQ(n, std::strlen("SUB t 10\r\nUNSUB 10 3\r\n"));
+}
+
+
+/* refusals register nothing, use no sid, and say why */
+TEST(Abi, SubsSubscribeRefusals)
+{
+    subs_ptr       sp;
+    std::uint64_t  sid = 0;
+    std::string    f;
+
+    struct {
+        const char  *subject;
+        const char  *queue;
+        const char  *error;
+    } cases[] = {
+        { "", "", "invalid subject: empty" },
+        { "a b", "", "invalid subject: contains whitespace or control "
+                     "character" },
+        { "a..b", "", "invalid subject: empty token" },
+        { ">.a", "", "invalid subject: '>' must be the last token" },
+        { "a", "q q", "invalid queue group: contains whitespace or control "
+                      "character" },
+        { "a", "q\r\n", "invalid queue group: contains whitespace or "
+                        "control character" },
+    };
+
+    for (const auto &c : cases) {
+        err_buf  e;
+
+        sid = 42;
+        EXPECT_EQ(subscribe(sp.t, &f, c.subject, c.queue, 5, &sid, &e),
+                  RESTY_NATS_ERROR) << c.subject;
+        EXPECT_EQ(e.text(), c.error);
+        EXPECT_EQ(sid, 42u);
+        /* the size probe is refused the same way */
+        std::size_t  n = 0;
+        EXPECT_EQ(resty_nats_subs_subscribe(sp.t, nullptr, 0, &n, c.subject,
+                                            std::strlen(c.subject), c.queue,
+                                            std::strlen(c.queue), 5, &sid,
+                                            nullptr, nullptr),
+                  RESTY_NATS_ERROR);
+    }
+
+    /* a SUB line over the control line limit */
+    std::string  longsubject(RESTY_NATS_MAX_CONTROL_LINE, 'a');
+    err_buf      e;
+
+    EXPECT_EQ(subscribe(sp.t, &f, longsubject, "", 0, &sid, &e),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text().rfind("control line too long", 0), 0u) << e.text();
+
+    /* nothing was registered: sid 1 is unknown, and is the next one */
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, 1), RESTY_NATS_DECLINED);
+    ASSERT_EQ(subscribe(sp.t, &f, "ok", "", 0, &sid), RESTY_NATS_OK);
+    EXPECT_EQ(sid, 1u);
+    EXPECT_EQ(f, "SUB ok 1\r\n");
+}
+
+
+/* max counts deliveries from the SUB, as "UNSUB <sid> <max>" does */
+TEST(Abi, SubsSubscribeMax)
+{
+    subs_ptr       sp;
+    std::uint64_t  a = 0, b = 0, c = 0;
+    std::string    f;
+
+    ASSERT_EQ(subscribe(sp.t, &f, "a", "", 3, &a), RESTY_NATS_OK);
+    ASSERT_EQ(subscribe(sp.t, &f, "_INBOX.x", "", 1, &b), RESTY_NATS_OK);
+    ASSERT_EQ(subscribe(sp.t, &f, "c", "", 0, &c), RESTY_NATS_OK);
+
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_DONE);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, a), RESTY_NATS_DECLINED);
+    EXPECT_EQ(resty_nats_subs_remove(sp.t, a), RESTY_NATS_DECLINED);
+
+    /* a request's reply inbox: the first message is the last */
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, b), RESTY_NATS_DONE);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, b), RESTY_NATS_DECLINED);
+
+    /* no max: no end */
+    for (int i = 0; i < 100; i++) {
+        ASSERT_EQ(resty_nats_subs_deliver(sp.t, c), RESTY_NATS_OK);
+    }
+
+    /* set_max() later still counts from the SUB */
+    std::uint64_t  d = 0;
+
+    ASSERT_EQ(subscribe(sp.t, &f, "d", "", 5, &d), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, d), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, d), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_set_max(sp.t, d, 2), RESTY_NATS_DONE);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, d), RESTY_NATS_DECLINED);
+
+    std::uint64_t  e = 0;
+
+    ASSERT_EQ(subscribe(sp.t, &f, "e", "", 2, &e), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_set_max(sp.t, e, 0), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, e), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, e), RESTY_NATS_OK);
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, e), RESTY_NATS_OK);
+}
+
+
+TEST(Abi, SubsSubscribeNullArguments)
+{
+    subs_ptr       sp;
+    std::uint64_t  sid = 0;
+    std::size_t    n = 0;
+    char           buf[64];
+
+    struct {
+        resty_nats_subs_t  *t;
+        char               *buf;
+        std::size_t         size;
+        std::size_t        *n;
+        const char         *subject;
+        std::size_t         subject_len;
+        const char         *queue;
+        std::size_t         queue_len;
+        std::uint64_t      *sid;
+    } cases[] = {
+        { nullptr, buf, sizeof(buf), &n, "a", 1, nullptr, 0, &sid },
+        { sp.t, buf, sizeof(buf), nullptr, "a", 1, nullptr, 0, &sid },
+        { sp.t, buf, sizeof(buf), &n, "a", 1, nullptr, 0, nullptr },
+        { sp.t, nullptr, 5, &n, "a", 1, nullptr, 0, &sid },
+        { sp.t, buf, sizeof(buf), &n, nullptr, 1, nullptr, 0, &sid },
+        { sp.t, buf, sizeof(buf), &n, "a", 1, nullptr, 1, &sid },
+    };
+
+    for (const auto &c : cases) {
+        err_buf  e;
+
+        sid = 42;
+        EXPECT_EQ(resty_nats_subs_subscribe(c.t, c.buf, c.size, c.n,
+                                            c.subject, c.subject_len,
+                                            c.queue, c.queue_len, 1, c.sid,
+                                            e.buf, &e.len),
+                  RESTY_NATS_ERROR);
+        EXPECT_EQ(e.text(), "null pointer");
+        EXPECT_EQ(sid, 42u);
+        /* and without an error buffer */
+        EXPECT_EQ(resty_nats_subs_subscribe(c.t, c.buf, c.size, c.n,
+                                            c.subject, c.subject_len,
+                                            c.queue, c.queue_len, 1, c.sid,
+                                            nullptr, nullptr),
+                  RESTY_NATS_ERROR);
+    }
+
+    /* a NULL subject with length 0 is empty: refused as a subject */
+    err_buf  e;
+    EXPECT_EQ(resty_nats_subs_subscribe(sp.t, buf, sizeof(buf), &n, nullptr,
+                                        0, nullptr, 0, 0, &sid, e.buf,
+                                        &e.len),
+              RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text(), "invalid subject: empty");
+
+    /* none of it registered anything */
+    EXPECT_EQ(resty_nats_subs_deliver(sp.t, 1), RESTY_NATS_DECLINED);
+    ASSERT_EQ(resty_nats_subs_subscribe(sp.t, buf, sizeof(buf), &n, "a", 1,
+                                        nullptr, 0, 0, &sid, nullptr,
+                                        nullptr),
+              RESTY_NATS_OK);
+    EXPECT_EQ(sid, 1u);
+}
+
+
+/* errlen truncation, as for the framers */
+TEST(Abi, SubsSubscribeErrlen)
+{
+    subs_ptr       sp;
+    std::uint64_t  sid = 0;
+    std::string    f;
+    err_buf        e(7);
+
+    EXPECT_EQ(subscribe(sp.t, &f, "a b", "", 0, &sid, &e), RESTY_NATS_ERROR);
+    EXPECT_EQ(e.text(), "invalid");
+    EXPECT_EQ(e.buf[7], '#');
 }
 
 
@@ -665,7 +977,8 @@ private:
 
 TEST(Abi, GuardPage)
 {
-    guarded  g;
+    guarded   g;
+    subs_ptr  sp;
 
     ASSERT_TRUE(g.ok());
 
@@ -678,15 +991,20 @@ TEST(Abi, GuardPage)
         std::size_t  n = 0;
         char         buf[64];
 
-        resty_nats_validate_subject(p, str.size(), nullptr, nullptr);
-        resty_nats_validate_sub_subject(p, str.size(), nullptr, nullptr);
-        resty_nats_validate_queue(p, str.size(), nullptr, nullptr);
-        resty_nats_subject_matches(p, str.size(), "foo.bar", 7);
-        resty_nats_subject_matches("foo.>", 5, p, str.size());
+        std::uint64_t  sid;
+
+        resty_nats::subject_matches(std::string_view(p, str.size()),
+                                    "foo.bar");
+        resty_nats::subject_matches("foo.>",
+                                    std::string_view(p, str.size()));
         resty_nats_frame_pub(buf, sizeof(buf), &n, p, str.size(), p,
                              str.size(), 1, 0, nullptr, nullptr);
         resty_nats_frame_sub(buf, sizeof(buf), &n, p, str.size(), p,
                              str.size(), 1, nullptr, nullptr);
+        resty_nats_subs_subscribe(sp.t, buf, sizeof(buf), &n, p, str.size(),
+                                  p, str.size(), 1, &sid, nullptr, nullptr);
+        resty_nats_subs_subscribe(sp.t, buf, sizeof(buf), &n, p, str.size(),
+                                  nullptr, 0, 0, &sid, nullptr, nullptr);
     }
 
     /* protocol bytes cut at every length */

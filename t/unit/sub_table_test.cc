@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <string>
+
 #include "nats_sub_table.h"
 
 
@@ -140,6 +143,88 @@ TEST(SubTable, AddValidates)
 
     /* a failed add burns no sid */
     EXPECT_EQ(add(t, "ok"), 1u);
+}
+
+
+TEST(SubTable, SubscribeFramesAndStores)
+{
+    sub_table      t;
+    char           buf[64];
+    std::size_t    n = 0;
+    std::uint64_t  sid = 0;
+    error_detail   err;
+
+    ASSERT_EQ(t.subscribe(buf, sizeof(buf), n, "orders.*", "workers", 2, sid,
+                          &err),
+              errc::ok) << err.text();
+    EXPECT_EQ(std::string(buf, n), "SUB orders.* workers 1\r\nUNSUB 1 2\r\n");
+    EXPECT_EQ(sid, 1u);
+
+    const sub_table::subscription  *s = t.find(sid);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->subject, "orders.*");
+    EXPECT_EQ(s->queue, "workers");
+    EXPECT_EQ(s->max, 2u);
+    EXPECT_EQ(s->delivered, 0u);
+    EXPECT_EQ(t.deliver(sid), result::ok);
+    EXPECT_EQ(t.deliver(sid), result::done);
+
+    /* again: the size, nothing stored, the sid kept for the retry */
+    std::uint64_t  other = 0;
+
+    EXPECT_EQ(t.subscribe(nullptr, 0, n, "b", "", 0, other, &err),
+              errc::again);
+    EXPECT_EQ(n, std::strlen("SUB b 2\r\n"));
+    EXPECT_EQ(other, 0u);
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.next_sid(), 2u);
+
+    /* SUB fits, UNSUB does not: again with the size of both */
+    EXPECT_EQ(t.subscribe(buf, std::strlen("SUB b 2\r\n") + 3, n, "b", "",
+                          9, other, &err),
+              errc::again);
+    EXPECT_EQ(n, std::strlen("SUB b 2\r\nUNSUB 2 9\r\n"));
+    EXPECT_EQ(t.size(), 0u);
+
+    ASSERT_EQ(t.subscribe(buf, n, n, "b", "", 9, other, &err), errc::ok);
+    EXPECT_EQ(std::string(buf, n), "SUB b 2\r\nUNSUB 2 9\r\n");
+    EXPECT_EQ(other, 2u);
+    EXPECT_EQ(t.size(), 1u);
+
+    /* add() and subscribe() share the sid sequence */
+    EXPECT_EQ(add(t, "c"), 3u);
+}
+
+
+TEST(SubTable, SubscribeRefusesAndStoresNothing)
+{
+    sub_table      t;
+    char           buf[64];
+    std::size_t    n = 0;
+    std::uint64_t  sid = 77;
+    error_detail   err;
+
+    EXPECT_EQ(t.subscribe(buf, sizeof(buf), n, "a.>.b", "", 0, sid, &err),
+              errc::invalid_subject);
+    EXPECT_EQ(t.subscribe(buf, sizeof(buf), n, "a", "q\t", 0, sid, &err),
+              errc::invalid_queue);
+    EXPECT_EQ(t.subscribe(nullptr, 0, n, "", "", 3, sid, &err),
+              errc::invalid_subject);
+    EXPECT_EQ(sid, 77u);
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.next_sid(), 1u);
+
+    /* no sid left: refused even for a size probe, after validation */
+    t.reserve_sids(UINT64_MAX);
+    EXPECT_EQ(t.subscribe(buf, sizeof(buf), n, "a", "", 0, sid, &err),
+              errc::sids_exhausted);
+    EXPECT_EQ(err.text(), "no sid left");
+    EXPECT_EQ(t.subscribe(nullptr, 0, n, "a", "", 1, sid, &err),
+              errc::sids_exhausted);
+    EXPECT_EQ(t.subscribe(nullptr, 0, n, "a b", "", 1, sid, &err),
+              errc::invalid_subject);
+    EXPECT_EQ(sid, 77u);
+    EXPECT_EQ(t.size(), 0u);
 }
 
 

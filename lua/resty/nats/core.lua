@@ -2,38 +2,22 @@
 --
 -- resty.nats.core: the FFI binding of the C++ protocol core (parser,
 -- framer, subscription table, tokens; src/resty_nats.h) and of the nginx
--- module's one call into nginx (nginx.conf's cosocket settings), and the
--- ABI's constants. Everything else of resty.nats calls C through here.
+-- module's calls into nginx (nginx.conf's cosocket settings, request
+-- ends), the ABI's constants and the worker's scratch structs for C calls.
+-- Everything else of resty.nats calls C through here.
 
 local ffi = require "ffi"
 
+local C = ffi.C
+local ffi_string = ffi.string
 local pcall = pcall
 local type = type
 local error = error
-local os_getenv = os.getenv
+local str_format = string.format
+local math_floor = math.floor
 
 
-local _M = {
-    VERSION = "0.2.0",
-
-    -- return codes
-    OK = 0,
-    ERROR = -1,
-    AGAIN = -2,
-    DECLINED = -5,
-    DONE = 1,
-
-    -- event types
-    EV_INFO = 1,
-    EV_MSG = 2,
-    EV_HMSG = 3,
-    EV_PING = 4,
-    EV_PONG = 5,
-    EV_OK = 6,
-    EV_ERR = 7,
-
-    STATUS_INVALID_HEADERS = -1,    -- RESTY_NATS_STATUS_INVALID_HEADERS
-}
+local _M = {}
 
 
 -- mirrors src/resty_nats.h between "cdef begin" and "cdef end"
@@ -92,8 +76,8 @@ typedef struct resty_nats_header_s {
 /*
  * One server operation. Every pointer points into parser-owned memory and
  * is valid until the next call of resty_nats_parser_feed(),
- * resty_nats_parser_next(), resty_nats_parser_reset() or
- * resty_nats_parser_free() on the same parser.
+ * resty_nats_parser_next() or resty_nats_parser_free() on the same
+ * parser.
  */
 typedef struct resty_nats_event_s {
     int                         type;       /* RESTY_NATS_EV_* */
@@ -172,8 +156,6 @@ int resty_nats_version(void);
  */
 int resty_nats_parser_new(resty_nats_parser_t **out, size_t max_payload);
 void resty_nats_parser_free(resty_nats_parser_t *p);
-/* drops buffered bytes and any sticky error */
-void resty_nats_parser_reset(resty_nats_parser_t *p);
 /* new MSG/HMSG bound, e.g. from INFO max_payload; 0 restores the default */
 int resty_nats_parser_set_max_payload(resty_nats_parser_t *p,
     size_t max_payload);
@@ -188,8 +170,9 @@ int resty_nats_parser_feed(resty_nats_parser_t *p, const char *data,
  * Takes the next complete operation: RESTY_NATS_OK and *ev filled;
  * RESTY_NATS_AGAIN when more bytes are needed (ev->type is
  * RESTY_NATS_EV_NONE); RESTY_NATS_ERROR on a protocol error, which is
- * sticky: every later call returns it again with the same message until
- * reset. A protocol error means the connection must be closed.
+ * sticky: every later call of feed() or next() returns it again with the
+ * same message until the parser is freed. A protocol error means the
+ * connection must be closed.
  */
 int resty_nats_parser_next(resty_nats_parser_t *p, resty_nats_event_t *ev,
     char *err, size_t *errlen);
@@ -203,26 +186,16 @@ int resty_nats_parser_info(resty_nats_parser_t *p, const char *json,
     size_t len, resty_nats_info_t *out, char *err, size_t *errlen);
 
 /*
- * Validation (no I/O). Each returns RESTY_NATS_OK or RESTY_NATS_ERROR with
- * a message naming the problem.
- * subject: a PUB subject or a reply subject: dot-separated non-empty
- *          tokens of bytes 33-126 (bytes 128-255 of UTF-8 text are
- *          allowed too); the tokens "*" and ">" are refused (they are
- *          wildcards), "*" or ">" inside a longer token is literal.
- * sub_subject: as subject, and "*" may be a token, ">" may be the last.
- * queue: non-empty, no byte below 33 nor 127 (dots and UTF-8 allowed).
+ * Framers: see the conventions at the top of this file. What they refuse,
+ * with a message naming the problem:
+ * subject (PUB, HPUB) and reply: dot-separated non-empty tokens of bytes
+ *          33-126 (bytes 128-255 of UTF-8 text are allowed too); the
+ *          tokens "*" and ">" are refused (they are wildcards), "*" or ">"
+ *          inside a longer token is literal.
+ * SUB subject: as subject, and "*" may be a token, ">" may be the last.
+ * queue: non-empty when given (queue_len > 0), no byte below 33 nor 127
+ *          (dots and UTF-8 allowed).
  */
-int resty_nats_validate_subject(const char *s, size_t len, char *err,
-    size_t *errlen);
-int resty_nats_validate_sub_subject(const char *s, size_t len, char *err,
-    size_t *errlen);
-int resty_nats_validate_queue(const char *s, size_t len, char *err,
-    size_t *errlen);
-/* 1 when the subject matches the SUB pattern ("*", ">"), else 0 */
-int resty_nats_subject_matches(const char *pattern, size_t plen,
-    const char *subject, size_t slen);
-
-/* Framers: see the conventions at the top of this file. */
 int resty_nats_frame_connect(char *buf, size_t size, size_t *n,
     const resty_nats_connect_opts_t *opts, char *err, size_t *errlen);
 /*
@@ -260,24 +233,27 @@ int resty_nats_frame_unsub(char *buf, size_t size, size_t *n, uint64_t sid,
  */
 int resty_nats_subs_new(resty_nats_subs_t **out);
 void resty_nats_subs_free(resty_nats_subs_t *t);
-/* registers a subscription; stores its sid in *sid */
-int resty_nats_subs_add(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, const char *queue, size_t queue_len,
-    uint64_t *sid, char *err, size_t *errlen);
 /*
- * For a connection taken from the pool. resty_nats_subs_reserve(): the
- * sids the table allocates from then on start at next_sid at least (the
- * value resty_nats_subs_next_sid() gave before pooling), so that no sid is
- * used twice on one connection (no-op if t is NULL).
- * resty_nats_subs_restore(): registers a live subscription subject under
- * the sid it already has there; refused (RESTY_NATS_ERROR): an invalid
- * subject; sid 0, not below the next sid, or already in the table.
+ * Registers a subscription and frames it, in one call: writes
+ * "SUB <subject> [queue] <sid>\r\n" into buf and, when max > 0,
+ * "UNSUB <sid> <max>\r\n" right after it; queue_len 0 means no queue
+ * group. Buffer and codes as for the framers (see the top of this file):
+ * - RESTY_NATS_OK: *n is the bytes written (send all of them) and *sid the
+ *   new subscription's sid; it is registered with max set as by
+ *   resty_nats_subs_set_max() (0: no limit), so resty_nats_subs_deliver()
+ *   returns RESTY_NATS_DONE on the max-th message;
+ * - RESTY_NATS_AGAIN: buf is too small, *n is the size needed for both
+ *   lines; nothing is registered and no sid is used: a call with a larger
+ *   buffer gets the same sid;
+ * - RESTY_NATS_ERROR with err set: the subject (SUB rules above) or the
+ *   queue is refused, the SUB line is over RESTY_NATS_MAX_CONTROL_LINE, or
+ *   no sid is left; nothing is registered, nothing must be sent.
+ * *sid is written on RESTY_NATS_OK only.
  */
-void resty_nats_subs_reserve(resty_nats_subs_t *t, uint64_t next_sid);
-int resty_nats_subs_restore(resty_nats_subs_t *t, const char *subject,
-    size_t subject_len, uint64_t sid, char *err, size_t *errlen);
-/* the sid that the next resty_nats_subs_add() allocates (0 if t is NULL) */
-uint64_t resty_nats_subs_next_sid(const resty_nats_subs_t *t);
+int resty_nats_subs_subscribe(resty_nats_subs_t *t, char *buf, size_t size,
+    size_t *n, const char *subject, size_t subject_len, const char *queue,
+    size_t queue_len, uint64_t max, uint64_t *sid, char *err,
+    size_t *errlen);
 /*
  * The subscription ends after max deliveries in all, counted from its SUB
  * (as the server counts "UNSUB <sid> <max>"); max 0: no limit.
@@ -296,13 +272,6 @@ int resty_nats_subs_set_max(resty_nats_subs_t *t, uint64_t sid,
 int resty_nats_subs_deliver(resty_nats_subs_t *t, uint64_t sid);
 /* RESTY_NATS_OK, or RESTY_NATS_DECLINED if the sid is unknown */
 int resty_nats_subs_remove(resty_nats_subs_t *t, uint64_t sid);
-size_t resty_nats_subs_count(const resty_nats_subs_t *t);
-/*
- * The subject and queue of a live subscription, valid until it is
- * removed or the table is freed; RESTY_NATS_DECLINED if unknown.
- */
-int resty_nats_subs_get(const resty_nats_subs_t *t, uint64_t sid,
-    resty_nats_str_t *subject, resty_nats_str_t *queue);
 
 /*
  * Fills buf with len characters of [A-Za-z0-9] drawn from the kernel's
@@ -317,27 +286,65 @@ int resty_nats_random_token(char *buf, size_t len);
 end
 
 
-local function load_core()
-    local ok = pcall(function() return ffi.C.resty_nats_version end)
-    if ok then
-        return ffi.C
-    end
-
-    -- outside nginx (plain LuaJIT), or nginx without our module loaded
-    local path = os_getenv("RESTY_NATS_LIB") or "libresty_nats.so"
-    local lib
-    ok, lib = pcall(ffi.load, path)
-    if ok then
-        return lib
-    end
-
+-- The ABI comes with ngx_http_lua_nats_module: nginx loads it with
+-- RTLD_GLOBAL (or links it in), so its symbols are in ffi.C.
+if not pcall(function() return C.resty_nats_version end) then
     error("resty.nats: the NATS core is not loaded: add 'load_module "
-          .. "modules/ngx_http_lua_nats_module.so;' to nginx.conf (" .. lib
-          .. ")", 2)
+          .. "modules/ngx_http_lua_nats_module.so;' to nginx.conf", 2)
+end
+_M.C = C
+
+
+-- the constants of the ABI, from the cdef'd enums
+_M.OK = C.RESTY_NATS_OK
+_M.ERROR = C.RESTY_NATS_ERROR
+_M.AGAIN = C.RESTY_NATS_AGAIN
+_M.DECLINED = C.RESTY_NATS_DECLINED
+_M.DONE = C.RESTY_NATS_DONE
+_M.EV_INFO = C.RESTY_NATS_EV_INFO
+_M.EV_MSG = C.RESTY_NATS_EV_MSG
+_M.EV_HMSG = C.RESTY_NATS_EV_HMSG
+_M.EV_PING = C.RESTY_NATS_EV_PING
+_M.EV_PONG = C.RESTY_NATS_EV_PONG
+_M.EV_OK = C.RESTY_NATS_EV_OK
+_M.EV_ERR = C.RESTY_NATS_EV_ERR
+_M.STATUS_INVALID_HEADERS = C.RESTY_NATS_STATUS_INVALID_HEADERS
+_M.MAX_CONTROL_LINE = C.RESTY_NATS_MAX_CONTROL_LINE
+_M.DEFAULT_MAX_PAYLOAD = C.RESTY_NATS_DEFAULT_MAX_PAYLOAD
+
+-- the version: the core's (CMakeLists.txt's project version)
+do
+    local v = C.resty_nats_version()
+    _M.VERSION = str_format("%d.%d.%d", math_floor(v / 10000),
+                            math_floor(v / 100) % 100, v % 100)
 end
 
 
-_M.C = load_core()
+-- Per worker, as lua-resty-core's get_errmsg_ptr and get_size_ptr: the
+-- error text buffer, the size outputs and the event and INFO structs that
+-- every C call fills. Each is read right after the call that filled it,
+-- with no yield in between, so that nothing of one call (or connection,
+-- or request) is left there for the next.
+local ERRBUF_SIZE = 256
+local errbuf = ffi.new("char[?]", ERRBUF_SIZE)
+local sizes = ffi.new("size_t[2]")      -- [0]: a frame's size, [1]: errlen
+_M.ERRBUF_SIZE = ERRBUF_SIZE
+_M.errbuf = errbuf
+_M.sizes = sizes
+_M.errlen = sizes + 1
+_M.ev = ffi.new("resty_nats_event_t")
+_M.info = ffi.new("resty_nats_info_t")
+
+
+-- the text of the last error a C call wrote
+function _M.last_error()
+    return ffi_string(errbuf, sizes[1])
+end
+
+
+function _M.reset_errlen()
+    sizes[1] = ERRBUF_SIZE
+end
 
 
 -- nginx.conf's cosocket settings where the caller runs (its location; a

@@ -8,7 +8,8 @@
 local ffi = require "ffi"
 local core = require "resty.nats.core"
 local settings = require "resty.nats.settings"
-local wire = require "resty.nats.wire"
+local events = require "resty.nats.events"
+local frame = require "resty.nats.frame"
 
 local C = core.C
 local EV_PING = core.EV_PING
@@ -16,11 +17,11 @@ local EV_PONG = core.EV_PONG
 local EV_INFO = core.EV_INFO
 local EV_ERR = core.EV_ERR
 local EV_OK = core.EV_OK
-local PING = wire.PING
-local PONG = wire.PONG
-local next_event = wire.next_event
-local apply_info = wire.apply_info
-local frame_call = wire.frame_call
+local PING = frame.PING
+local PONG = frame.PONG
+local next_event = events.next_event
+local apply_info = events.apply_info
+local frame_call = frame.call
 local read_timeout = settings.read_timeout
 local now_ms = settings.now_ms
 
@@ -109,7 +110,7 @@ local function tls_handshake(self, srv, tls)
     local ok, session, err = pcall(sock.sslhandshake, sock, nil, server_name,
                                    verify)
     if not ok then
-        ngx_log(ngx_ERR, "nats: tls handshake failed: ", session)
+        ngx_log(ngx_ERR, self._log_prefix, "tls handshake failed: ", session)
         return nil, "tls handshake failed: certificate verification failed"
     end
     if not session then
@@ -242,15 +243,15 @@ local function handshake(self, srv, opts)
         set_str(o, anchors, "sig", sig)
     end
 
-    local frame
-    frame, err = frame_call(self, C.resty_nats_frame_connect, o,
-                            self._errbuf, self._errlen)
-    if not frame then
+    local line
+    line, err = frame_call(C.resty_nats_frame_connect, o, core.errbuf,
+                           core.errlen)
+    if not line then
         return nil, err
     end
 
     local _
-    _, err = self._sock:send({ frame, PING })
+    _, err = self._sock:send({ line, PING })
     if err then
         return nil, err
     end

@@ -10,9 +10,9 @@
 -- tables (lua-cjson): the server's documentation applies as is.
 
 local cjson = require "cjson.safe"
-local wire = require "resty.nats.wire"
+local frame = require "resty.nats.frame"
 
-local wire_token = wire.token
+local token = frame.token
 local now_ms = require("resty.nats.settings").now_ms
 
 local ngx = ngx
@@ -108,71 +108,8 @@ local function check_name(name, what)
 end
 
 
----------------------------------------------------------------------------
--- the connection underneath: per-request object or shared connection
-
--- A collector of the messages sent to a fresh inbox (pull requests):
--- c:next(ms) -> msg or nil, err; c:close()
-local Collector = {}
-local collector_mt = { __index = Collector }
-
-function Collector.next(col, ms)
-    if col.shared then
-        return col.sub:next(ms)
-    end
-    local q = col.queue
-    if col.head > col.tail then
-        local ok, err = col.conn:_wait_for(1, ms)
-        if not ok then
-            return nil, err
-        end
-    end
-    local h = col.head
-    local msg = q[h]
-    if not msg then
-        return nil, "timeout"
-    end
-    q[h] = nil
-    col.head = h + 1
-    return msg
-end
-
-
-function Collector.close(col)
-    if col.shared then
-        return col.sub:unsubscribe()
-    end
-    return col.conn:unsubscribe(col.sid)
-end
-
-
-local function collect(js, inbox)
-    local conn = js._conn
-    if js._shared then
-        local sub, err = conn:subscribe(inbox)
-        if not sub then
-            return nil, err
-        end
-        return setmetatable({ shared = true, sub = sub }, collector_mt)
-    end
-    local col = setmetatable({ conn = conn, queue = {}, head = 1, tail = 0 },
-                             collector_mt)
-    local q = col.queue
-    local sid, err = conn:subscribe(inbox, function(m)
-        local t = col.tail + 1
-        col.tail = t
-        q[t] = m
-    end)
-    if not sid then
-        return nil, err
-    end
-    col.sid = sid
-    return col
-end
-
-
 local function new_inbox()
-    local t = wire_token(INBOX_LEN)
+    local t = token(INBOX_LEN)
     if not t then
         return nil, "no randomness for the inbox"
     end
@@ -183,8 +120,8 @@ end
 ---------------------------------------------------------------------------
 -- the API
 
--- conn:jetstream(opts): shared is true for a shared connection
-function _M.new(conn, opts, shared)
+-- conn:jetstream(opts), for either kind of connection
+function _M.new(conn, opts)
     if opts ~= nil and type(opts) ~= "table" then
         error("bad argument #1 to 'jetstream' (table expected, got "
               .. type(opts) .. ")", 3)
@@ -209,8 +146,8 @@ function _M.new(conn, opts, shared)
     then
         return nil, "invalid prefix"
     end
-    return setmetatable({ _conn = conn, _shared = shared and true or false,
-                          _prefix = prefix, _timeout = timeout }, js_mt)
+    return setmetatable({ _conn = conn, _prefix = prefix,
+                          _timeout = timeout }, js_mt)
 end
 
 
@@ -625,8 +562,10 @@ function JS.fetch(js, stream, consumer, opts)
     if not inbox then
         return nil, err
     end
+    -- the messages come to a subscription of its own (sub:next())
+    local conn = js._conn
     local col
-    col, err = collect(js, inbox)
+    col, err = conn:_subscribe(inbox)
     if not col then
         return nil, err
     end
@@ -636,11 +575,10 @@ function JS.fetch(js, stream, consumer, opts)
         body.expires = expires * 1e6    -- ns
     end
     local payload = encode(body)
-    local conn = js._conn
     ok, err = conn:publish(js._prefix .. ".CONSUMER.MSG.NEXT." .. stream
                            .. "." .. consumer, payload, { reply_to = inbox })
     if not ok then
-        col:close()
+        col:unsubscribe()
         return nil, err
     end
 
@@ -656,7 +594,7 @@ function JS.fetch(js, stream, consumer, opts)
         m, err = col:next(left)
         if not m then
             if err ~= "timeout" then
-                col:close()
+                col:unsubscribe()
                 if #msgs > 0 then
                     return msgs
                 end
@@ -680,7 +618,7 @@ function JS.fetch(js, stream, consumer, opts)
             msgs[#msgs + 1] = js_msg(js, m)
         end
     end
-    col:close()
+    col:unsubscribe()
     if #msgs == 0 and not ended then
         -- silence, not even a 408: is there such a consumer at all?
         local info, e, code = JS.consumer_info(js, stream, consumer)

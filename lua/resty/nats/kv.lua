@@ -477,7 +477,7 @@ end
 -- of conn:subscribe). watcher:stop() ends it.
 function KV.watch(kv, pattern, callback)
     local js = kv._js
-    if not js._shared then
+    if not js._conn._background then
         return nil, "watch needs a shared connection (nats.shared)"
     end
     local ok, err = check_pattern(pattern)

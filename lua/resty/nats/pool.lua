@@ -1,22 +1,16 @@
 -- Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
 --
 -- resty.nats.pool: per-request connections in the cosocket pool, and
--- what follows each of them there (its request inbox, the sids it used,
--- its server's INFO).
+-- what follows each of them there: its protocol state (parser,
+-- subscription table with its request inbox, the server's INFO).
 
 local ffi = require "ffi"
-local core = require "resty.nats.core"
-local wire = require "resty.nats.wire"
-
-local C = core.C
-local OK = core.OK
-local reset_errlen = wire.reset_errlen
-local last_error = wire.last_error
 
 local ffi_new = ffi.new
 local ffi_gc = ffi.gc
+local pairs = pairs
+local ipairs = ipairs
 local tostring = tostring
-local tonumber = tonumber
 local tab_concat = table.concat
 
 
@@ -123,50 +117,48 @@ end
 _M.name = pool_name
 
 
--- a connection taken from the pool: its state from the slot (the server's
--- INFO, the sids used, the inbox); true, or nil, err (the state is gone or
--- does not fit: the connection is unusable)
+-- the fields of a connection's protocol state that follow it into the pool
+-- (its parser is empty then, its request inbox the only subscription)
+local KEPT = {
+    "_parser", "_subtab", "_subs", "_nsubs", "_inbox_sid", "_inbox_prefix",
+    "_inbox_plen", "_info", "_max_payload", "_tls",
+}
+
+
+-- a connection taken from the pool: the protocol state its slot kept;
+-- true, or nil, err (the state is gone: the connection is unusable)
 function _M.restore(self, reg, slot)
     local st = reg.state[slot]
     reg.state[slot] = nil
     if not st then
         return nil, "pooled connection without server info"
     end
-
-    local si = st.info
-    self._info = si
-    self._max_payload = si.max_payload
-    C.resty_nats_parser_set_max_payload(self._parser, si.max_payload)
-    -- never hand out a sid the connection used before
-    C.resty_nats_subs_reserve(self._subtab, st.next_sid)
-    if st.inbox_sid then
-        reset_errlen(self)
-        if C.resty_nats_subs_restore(self._subtab, st.inbox_subject,
-                                     #st.inbox_subject, st.inbox_sid,
-                                     self._errbuf, self._errlen) ~= OK
-        then
-            return nil, "pooled inbox: " .. last_error(self)
-        end
-        self._subs[st.inbox_sid] = { sid = tostring(st.inbox_sid),
-                                     subject = st.inbox_subject }
-        self._nsubs = 1
-        self._inbox_sid = st.inbox_sid
-        self._inbox_prefix = st.inbox_prefix
+    for _, k in ipairs(KEPT) do
+        self[k] = st[k]
+    end
+    -- the subscriptions (the inbox) are of this object now
+    for _, sub in pairs(self._subs) do
+        sub._conn = self
     end
     return true
 end
 
 
--- what the next checkout of this connection needs to know, kept in its slot
+-- a connection that goes into the pool: its protocol state into its slot,
+-- for the next checkout
 function _M.save(self)
-    local inbox_sid = self._inbox_sid
-    self._slot_reg.state[self._slot] = {
-        info = self._info,
-        inbox_sid = inbox_sid,
-        inbox_subject = inbox_sid and self._subs[inbox_sid].subject,
-        inbox_prefix = self._inbox_prefix,
-        next_sid = tonumber(C.resty_nats_subs_next_sid(self._subtab)),
-    }
+    local st = {}
+    for _, k in ipairs(KEPT) do
+        st[k] = self[k]
+    end
+    self._slot_reg.state[self._slot] = st
+end
+
+
+-- a fresh connection in the slot: what the slot kept is of a connection
+-- that is gone
+function _M.forget(reg, slot)
+    reg.state[slot] = nil
 end
 
 
