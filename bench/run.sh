@@ -577,7 +577,12 @@ for w in 1 2; do
         curl -s --max-time 30 "http://127.0.0.1:$HTTP_PORT/jssetup" \
             | grep -q '^ok' || failed "jssetup"
     fi
-    for p in /gw /sync /orig /raw /http /sgw /spubgw /ppubgw /ingest /kvget; do
+    # every path of the selected scenarios answers (/ingest and /kvget need
+    # the stream and bucket that only jssetup makes)
+    for sc in http raw gateway sync original shared pubshared pubpooled \
+              ingest kvget; do
+        want "$sc" || continue
+        p=$(gw_path "$sc")
         curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT$p" > /dev/null \
             || failed "GET $p"
     done
