@@ -67,6 +67,25 @@ _M.fail = fail
 ---------------------------------------------------------------------------
 -- writing
 
+-- sends n bytes of buf: with the patched lua module as they are (copied
+-- at the call), else as a Lua string
+local function send_buf(self, buf, n)
+    self._sent = self._sent + 1
+    local sock = self._sock
+    local send_nats_buf = sock.send_nats_buf
+    local _, err
+    if send_nats_buf then
+        _, err = send_nats_buf(sock, buf, n)
+    else
+        _, err = sock:send(ffi_string(buf, n))
+    end
+    if err then
+        return fail(self, err)
+    end
+    return true
+end
+
+
 -- sends what the write buffer holds, if anything
 local function write_flush(self)
     local olen = self._olen
@@ -74,20 +93,7 @@ local function write_flush(self)
         return true
     end
     self._olen = 0
-    self._sent = self._sent + 1
-    local sock = self._sock
-    local send_buf = sock.send_nats_buf
-    local _, err
-    if send_buf then
-        -- the patched lua module sends the buffer's bytes as they are
-        _, err = send_buf(sock, self._obuf, olen)
-    else
-        _, err = sock:send(ffi_string(self._obuf, olen))
-    end
-    if err then
-        return fail(self, err)
-    end
-    return true
+    return send_buf(self, self._obuf, olen)
 end
 _M.write_flush = write_flush
 
@@ -148,19 +154,7 @@ local function send_bytes(self, buf, n)
         -- after what the write buffer holds
         return send(self, ffi_string(buf, n))
     end
-    self._sent = self._sent + 1
-    local sock = self._sock
-    local send_buf = sock.send_nats_buf
-    local _, err
-    if send_buf then
-        _, err = send_buf(sock, buf, n)
-    else
-        _, err = sock:send(ffi_string(buf, n))
-    end
-    if err then
-        return fail(self, err)
-    end
-    return true
+    return send_buf(self, buf, n)
 end
 _M.send_bytes = send_bytes
 

@@ -233,21 +233,28 @@ function _M.buffered(c)
 end
 
 
+-- a header value into a message's headers: a string, or a list of them
+-- when the name comes more than once
+local function add_header(headers, k, v)
+    local old = headers[k]
+    if old == nil then
+        headers[k] = v
+    elseif type(old) == "table" then
+        old[#old + 1] = v
+    else
+        headers[k] = { old, v }
+    end
+end
+_M.add_header = add_header
+
+
 local function build_headers(e)
     local n = tonumber(e.nheaders)
     local headers = {}
     for i = 0, n - 1 do
         local h = e.headers[i]
-        local k = ffi_string(h.name.data, h.name.len)
-        local v = ffi_string(h.value.data, h.value.len)
-        local old = headers[k]
-        if old == nil then
-            headers[k] = v
-        elseif type(old) == "table" then
-            old[#old + 1] = v
-        else
-            headers[k] = { old, v }
-        end
+        add_header(headers, ffi_string(h.name.data, h.name.len),
+                   ffi_string(h.value.data, h.value.len))
     end
     return headers
 end

@@ -30,6 +30,7 @@ local ipairs = ipairs
 local next = next
 local error = error
 local tab_sort = table.sort
+local floor = math.floor
 
 
 local _M = {
@@ -99,25 +100,44 @@ local PREFIXES_MAX = 1024
 local PREFIX_SUBJECT_MAX = 256
 
 
--- writes the decimal digits of n >= 0 and CRLF at buf[pos]; returns the
--- position after them
+-- writes the decimal digits of 0 <= n < LEN_MAX and CRLF at buf[pos];
+-- returns the position after them. Without a loop: an inner loop would
+-- split the trace of a publish loop around it.
+local LEN_MAX = 100000000
 local function put_len_crlf(buf, pos, n)
-    local digits, t = 1, n
-    while t >= 10 do
-        t = (t - t % 10) / 10
-        digits = digits + 1
+    local p = pos
+    if n >= 10000000 then
+        buf[p] = 48 + floor(n / 10000000) % 10
+        p = p + 1
     end
-    local p = pos + digits - 1
-    repeat
-        local d = n % 10
-        buf[p] = 48 + d
-        n = (n - d) / 10
-        p = p - 1
-    until n == 0
-    p = pos + digits
-    buf[p] = 13
-    buf[p + 1] = 10
-    return p + 2
+    if n >= 1000000 then
+        buf[p] = 48 + floor(n / 1000000) % 10
+        p = p + 1
+    end
+    if n >= 100000 then
+        buf[p] = 48 + floor(n / 100000) % 10
+        p = p + 1
+    end
+    if n >= 10000 then
+        buf[p] = 48 + floor(n / 10000) % 10
+        p = p + 1
+    end
+    if n >= 1000 then
+        buf[p] = 48 + floor(n / 1000) % 10
+        p = p + 1
+    end
+    if n >= 100 then
+        buf[p] = 48 + floor(n / 100) % 10
+        p = p + 1
+    end
+    if n >= 10 then
+        buf[p] = 48 + floor(n / 10) % 10
+        p = p + 1
+    end
+    buf[p] = 48 + n % 10
+    buf[p + 1] = 13
+    buf[p + 2] = 10
+    return p + 3
 end
 
 
@@ -207,7 +227,9 @@ local function frame_msg(c, buf, pos, cap, subject, reply, headers, plen)
     local slen = #subject
     if reply == nil then
         local prefix = prefixes[subject]
-        if prefix and plen <= max and pos + slen + PUB_ROOM <= cap then
+        if prefix and plen <= max and plen < LEN_MAX
+           and pos + slen + PUB_ROOM <= cap
+        then
             -- a subject the framer accepted before
             local pl = #prefix
             ffi_copy(buf + pos, prefix, pl)

@@ -11,6 +11,7 @@
 
 local cjson = require "cjson.safe"
 local frame = require "resty.nats.frame"
+local add_header = require("resty.nats.events").add_header
 
 local token = frame.token
 local now_ms = require("resty.nats.settings").now_ms
@@ -374,14 +375,7 @@ local function parse_headers(block)
             local k, v = line:match("^([^:]+):%s*(.*)$")
             if k then
                 headers = headers or {}
-                local old = headers[k]
-                if old == nil then
-                    headers[k] = v
-                elseif type(old) == "table" then
-                    old[#old + 1] = v
-                else
-                    headers[k] = { old, v }
-                end
+                add_header(headers, k, v)
             end
         end
     end

@@ -274,36 +274,39 @@ function Sub.next(sub, timeout)
     if sub.callback then
         error("next() on a subscription with a callback", 2)
     end
-    local msg = pop(sub)
-    if msg then
-        return msg
-    end
-    if sub._closed or sub._done then
-        return nil, "closed"
-    end
-    if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
-        error("bad timeout for 'next' (a number of ms >= 0 expected)", 2)
-    end
-    if timeout == 0 then
-        return nil, "timeout"
-    end
-
-    local c = sub._conn
-    local deadline = now_ms() + (timeout or c:_default_timeout())
+    local deadline, err
     while true do
-        local ok, err = c:_wait_sub(sub, deadline)
-        msg = pop(sub)
+        local msg = pop(sub)
         if msg then
             return msg
         end
         if sub._closed or sub._done then
             return nil, "closed"
         end
-        if not ok then
+        if err then
             return nil, err
         end
-        if deadline - now_ms() <= 0 then
-            return nil, "timeout"
+        if deadline then
+            if deadline - now_ms() <= 0 then
+                return nil, "timeout"
+            end
+        else
+            if timeout ~= nil
+               and (type(timeout) ~= "number" or timeout < 0)
+            then
+                error("bad timeout for 'next' (a number of ms >= 0 "
+                      .. "expected)", 2)
+            end
+            if timeout == 0 then
+                return nil, "timeout"
+            end
+            deadline = now_ms() + (timeout or sub._conn:_default_timeout())
+        end
+        -- the driver's wait: true once something happened, or nil, err
+        local ok
+        ok, err = sub._conn:_wait_sub(sub, deadline)
+        if ok then
+            err = nil
         end
     end
 end

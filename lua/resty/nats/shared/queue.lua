@@ -132,12 +132,10 @@ function _M.ctl(c, f)
 end
 
 
+-- the writer took the queue (or the connection is gone): callers waiting
+-- for room look again
 local function wake_room_waiters(c)
-    local n = c._nroom
-    if n > 0 then
-        c._nroom = 0
-        c._roomsema:post(n)
-    end
+    waiters.wake_all(c, "_nroom", "_roomsema")
 end
 
 

@@ -90,13 +90,20 @@ function _M.wait_first(c, ms)
 end
 
 
+-- wakes every thread counted in c[count] that waits on semaphore c[sema]
+local function wake_all(c, count, sema)
+    local n = c[count]
+    if n > 0 then
+        c[count] = 0
+        c[sema]:post(n)
+    end
+end
+_M.wake_all = wake_all
+
+
 function _M.first_over(c)
     c._first = false
-    local n = c._nup
-    if n > 0 then
-        c._nup = 0
-        c._up_sema:post(n)
-    end
+    wake_all(c, "_nup", "_up_sema")
 end
 
 
