@@ -16,7 +16,9 @@
 # patched lua module's send_nats_buf and with the stock send, and with
 # set_write_buffer(65536). Knobs: N=1000000 messages per run, ROUNDS=6,
 # VARIANTS (the query strings of bench/lua/pubcost.lua, space-separated;
-# "size=1024&real=1": the real socket, the kernel's work included).
+# "size=1024&real=1": the real socket, the kernel's work included;
+# "recv=1&size=16": the cost of receiving a message instead, wait(N) over
+# a stub socket that returns MSG frames).
 {
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,7 +81,7 @@ sleep 0.5
 
 echo "before: $BEFORE"
 echo "after:  $AFTER"
-echo "ns per publish, median of $ROUNDS runs of $N (the sides take turns)"
+echo "ns of worker CPU per message, median of $ROUNDS runs of $N (the sides take turns)"
 printf '%-36s %10s %10s %8s\n' variant before after ratio
 VARIANTS=${VARIANTS:-"size=16&buf=1 size=1024&buf=1 size=16&buf=0 size=1024&buf=0 size=16&buf=1&wbuf=65536 size=1024&buf=1&wbuf=65536"}
 for q in $VARIANTS; do

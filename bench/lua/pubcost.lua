@@ -25,7 +25,49 @@ local function stub(with_buf)
 end
 
 
+-- GET /pubcost?recv=1&port=P&n=N&size=S: the cost of receiving one
+-- message (parse, dispatch, the callback's message table), in ns of the
+-- worker's CPU time: wait(N) on a subscription whose socket is a stub
+-- that returns the same 64 KiB of MSG frames at every read
+local function recv()
+    local nats = require "resty.nats"
+    local count = tonumber(ngx.var.arg_n) or 1000000
+    local size = tonumber(ngx.var.arg_size) or 16
+    local n = assert(nats:new())
+    assert(n:connect("127.0.0.1", tonumber(ngx.var.arg_port)))
+    local got = 0
+    local sid = assert(n:subscribe("bench.recv", function(m)
+        got = got + #m.payload
+    end))
+    local frame = "MSG bench.recv " .. sid .. " " .. size .. "\r\n"
+                  .. string.rep("x", size) .. "\r\n"
+    local chunk = string.rep(frame, math.floor(65536 / #frame))
+    local real = n._sock
+    n._sock = {
+        receiveany = function() return chunk end,
+        send = function(_, data) return #data end,
+        settimeout = function() end,
+        settimeouts = function() end,
+    }
+    assert(n:wait(100000))      -- the JIT compiles the loop first
+    local t0 = os.clock()
+    assert(n:wait(count))
+    local dt = os.clock() - t0
+    n._sock = real
+    n._connected = false
+    real:close()
+    if got ~= (count + 100000) * size then
+        ngx.say("received ", got / size, " of ", count + 100000)
+        return
+    end
+    ngx.say(string.format("%.1f", dt * 1e9 / count))
+end
+
+
 function _M.run()
+    if ngx.var.arg_recv == "1" then
+        return recv()
+    end
     local nats = require "resty.nats"
     local count = tonumber(ngx.var.arg_n) or 1000000
     local size = tonumber(ngx.var.arg_size) or 16
