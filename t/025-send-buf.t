@@ -3,8 +3,8 @@
 # lua-nginx-module's cosockets: the first len bytes of an FFI array, copied
 # at the call (the array is free again when it returns), against the
 # suite's nats-server; its argument checks; and that the shared
-# connection's writer and a per-request object's write buffer send through
-# it when the lua module has it. Skipped with a stock lua module (t/026
+# connection's writer, a per-request object's write buffer and its
+# unbuffered publishes send through it when the lua module has it. Skipped with a stock lua module (t/026
 # covers the writer and the write buffer there).
 
 use lib 't/lib';
@@ -192,3 +192,67 @@ shared: in order, intact: true (2000), through send_nats_buf: true
 write buffer: in order, intact: true (500), through send_nats_buf: true
 --- no_error_log
 [error]
+
+
+=== TEST 4: per-request unbuffered publish (the whole message framed in the worker's scratch buffer and sent at once, through send_nats_buf): 0 B to 70 KB, with replies and headers, among subscriptions, in order and intact
+--- config
+    location = /t {
+        content_by_lua_block {
+            t025.count_calls()
+            local before = t025.calls
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            n:set_timeout(3000)
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local got = {}
+            assert(n:subscribe("t025.ub", function(m)
+                got[#got + 1] = m.payload .. "|" .. (m.reply_to or "") .. "|"
+                                .. (m.headers and m.headers["X-I"] or "")
+            end))
+            local want = {}
+            -- 65000 fits the 64 KiB scratch with its control line, 65600
+            -- does not (a list of strings then)
+            local sizes = { 0, 1, 16, 1024, 65000, 65600, 70000, 3 }
+            for i = 1, 240 do
+                local p = string.rep(string.char(65 + i % 26),
+                                     sizes[i % #sizes + 1]) .. i
+                local opts, reply, hdr = nil, "", ""
+                if i % 3 == 1 then
+                    reply = "t025.r" .. i
+                    opts = { reply_to = reply }
+                elseif i % 3 == 2 then
+                    hdr = tostring(i)
+                    opts = { headers = { ["X-I"] = hdr } }
+                end
+                assert(n:publish("t025.ub", p, opts))
+                want[#want + 1] = p .. "|" .. reply .. "|" .. hdr
+                if i % 50 == 0 then
+                    -- a SUB and an UNSUB among the messages
+                    local sid = assert(n:subscribe("t025.other", function() end))
+                    assert(n:unsubscribe(sid))
+                end
+            end
+            assert(n:flush())
+            while #got < #want do
+                if not n:wait(1) then break end
+            end
+            local same = #got == #want
+            for i = 1, #want do
+                if got[i] ~= want[i] then
+                    same = false
+                    ngx.say("message ", i, " differs")
+                    break
+                end
+            end
+            ngx.say("in order, intact: ", same, " (", #got, ")")
+            -- 180 of the 240 fit the scratch buffer (all but 65600, 70000)
+            ngx.say("sent from the scratch buffer: ", t025.calls - before >= 180)
+            n:close()
+        }
+    }
+--- response_body
+in order, intact: true (240)
+sent from the scratch buffer: true
+--- no_error_log
+[error]
+

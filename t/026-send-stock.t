@@ -1,8 +1,10 @@
 # vim:set ft= ts=4 sw=4 et:
 # With a stock lua module (no send_nats_buf): the shared connection's
 # writer sends strings and lists of strings (payloads of 512 bytes and
-# more by reference), a per-request write buffer one string per flush;
-# every message arrives intact and in order, among SUB/UNSUB frames. The
+# more by reference), a per-request write buffer one string per flush,
+# an unbuffered publish one string (or a list of strings when it does not
+# fit the scratch buffer); every message arrives intact and in order,
+# among SUB/UNSUB frames. The
 # stock module is TEST_NGINX_STOCK_LUA_MODULE or
 # <modules dir>/stock/ngx_http_lua_module.so (see t/008); skipped when it
 # is not built for the nginx under test, or when the lua module is
@@ -125,3 +127,62 @@ pending after: 0
 in order, intact: true (500)
 --- no_error_log
 [error]
+
+
+=== TEST 3: per-request unbuffered publish (the whole message framed in the worker's scratch buffer and sent at once, with the stock send: a Lua string): 0 B to 70 KB, with replies and headers, among subscriptions, in order and intact
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            n:set_timeout(3000)
+            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local got = {}
+            assert(n:subscribe("t026.ub", function(m)
+                got[#got + 1] = m.payload .. "|" .. (m.reply_to or "") .. "|"
+                                .. (m.headers and m.headers["X-I"] or "")
+            end))
+            local want = {}
+            -- 65000 fits the 64 KiB scratch with its control line, 65600
+            -- does not (a list of strings then)
+            local sizes = { 0, 1, 16, 1024, 65000, 65600, 70000, 3 }
+            for i = 1, 240 do
+                local p = string.rep(string.char(65 + i % 26),
+                                     sizes[i % #sizes + 1]) .. i
+                local opts, reply, hdr = nil, "", ""
+                if i % 3 == 1 then
+                    reply = "t026.r" .. i
+                    opts = { reply_to = reply }
+                elseif i % 3 == 2 then
+                    hdr = tostring(i)
+                    opts = { headers = { ["X-I"] = hdr } }
+                end
+                assert(n:publish("t026.ub", p, opts))
+                want[#want + 1] = p .. "|" .. reply .. "|" .. hdr
+                if i % 50 == 0 then
+                    -- a SUB and an UNSUB among the messages
+                    local sid = assert(n:subscribe("t026.other", function() end))
+                    assert(n:unsubscribe(sid))
+                end
+            end
+            assert(n:flush())
+            while #got < #want do
+                if not n:wait(1) then break end
+            end
+            local same = #got == #want
+            for i = 1, #want do
+                if got[i] ~= want[i] then
+                    same = false
+                    ngx.say("message ", i, " differs")
+                    break
+                end
+            end
+            ngx.say("in order, intact: ", same, " (", #got, ")")
+            n:close()
+        }
+    }
+--- response_body
+in order, intact: true (240)
+--- no_error_log
+[error]
+

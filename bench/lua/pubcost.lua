@@ -6,6 +6,7 @@
 -- patched lua module), buf=0: it has send only (the stock one). wbuf:
 -- set_write_buffer(wbuf). real=1: the real cosocket (the kernel's work
 -- and the server's pace included; buf does not apply), then a flush.
+-- wall=1: wall-clock time instead of CPU time.
 -- Reaches into the object (_sock, _olen): for bench/pubcost.sh only.
 
 local _M = {}
@@ -86,7 +87,14 @@ function _M.run()
     for _ = 1, 100000 do         -- the JIT compiles the loop first
         n:publish("bench.sink.lua", payload)
     end
-    local t0 = os.clock()
+    local clock = os.clock
+    if ngx.var.arg_wall == "1" then
+        clock = function()
+            ngx.update_time()
+            return ngx.now()
+        end
+    end
+    local t0 = clock()
     for _ = 1, count do
         local ok, err = n:publish("bench.sink.lua", payload)
         if not ok then
@@ -97,7 +105,7 @@ function _M.run()
     if not stubbed then
         assert(n:flush())
     end
-    local dt = os.clock() - t0
+    local dt = clock() - t0
     n._sock = real
     if stubbed then
         n._olen = 0
