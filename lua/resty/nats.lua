@@ -11,27 +11,25 @@
 -- worker's long-lived connection (resty.nats.shared). README's Layout
 -- section draws the rest.
 
-local core = require "resty.nats.core"
+local VERSION = require("resty.nats.core").VERSION
 local settings = require "resty.nats.settings"
+local read_timeout = settings.read_timeout
 local servers = require "resty.nats.servers"
+-- the engine, and its per-request driver
 local conn = require "resty.nats.conn"
 local events = require "resty.nats.events"
 local frame = require "resty.nats.frame"
+local check_payload = frame.check_payload
 local subs = require "resty.nats.subs"
 local direct = require "resty.nats.direct"
+local dpublish, send = direct.publish, direct.send
+local write_flush = direct.write_flush
 local pool = require "resty.nats.pool"
 
--- publish()'s
-local check_payload = frame.check_payload
-local dpublish = direct.publish
 local type = type
 
-local send = direct.send
-local write_flush = direct.write_flush
-local read_timeout = settings.read_timeout
 
-
-local _M = { _VERSION = core.VERSION }
+local _M = { _VERSION = VERSION }
 local mt = { __index = _M }
 
 -- nats.shared(name [, opts]): the worker's long-lived connection "name"

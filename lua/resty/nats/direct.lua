@@ -10,40 +10,26 @@
 -- reply or for the socket.
 
 local ffi = require "ffi"
+local ffi_new, ffi_string, ffi_copy = ffi.new, ffi.string, ffi.copy
 local core = require "resty.nats.core"
-local settings = require "resty.nats.settings"
-local conn = require "resty.nats.conn"
-local events = require "resty.nats.events"
-local frame = require "resty.nats.frame"
-local pool = require "resty.nats.pool"
-local semaphore = require "ngx.semaphore"
-
-local EV_MSG = core.EV_MSG
-local EV_HMSG = core.EV_HMSG
+local EV_MSG, EV_HMSG = core.EV_MSG, core.EV_HMSG
 local MAX_CONTROL_LINE = core.MAX_CONTROL_LINE
-local read_timeout = settings.read_timeout
-local now_ms = settings.now_ms
-local deliver = conn.deliver
-local control = conn.control
-local ping = conn.ping
-local fail_inflight = conn.fail_inflight
-local next_event = events.next_event
+local settings = require "resty.nats.settings"
+local read_timeout, now_ms = settings.read_timeout, settings.now_ms
+-- the engine: dispatch of what the server sends, requests in flight
+local conn = require "resty.nats.conn"
+local deliver, control = conn.deliver, conn.control
+local ping, fail_inflight = conn.ping, conn.fail_inflight
+local events = require "resty.nats.events"
+local next_event, buffered = events.next_event, events.buffered
 local parsed_event = events.parsed_event
-local buffered = events.buffered
-local frame_msg = frame.frame_msg
-local message = frame.message
-local CRLF = frame.CRLF
-local pool_release = pool.release
+local frame = require "resty.nats.frame"
+local frame_msg, message, CRLF = frame.frame_msg, frame.message, frame.CRLF
+local pool_release = require("resty.nats.pool").release
+local new_sema = require("ngx.semaphore").new
 
-local ffi_new = ffi.new
-local ffi_string = ffi.string
-local ffi_copy = ffi.copy
 local ngx_now = ngx.now
-local new_sema = semaphore.new
-local type = type
-local tonumber = tonumber
-local pairs = pairs
-local error = error
+local type, tonumber, pairs, error = type, tonumber, pairs, error
 
 
 local _M = {}

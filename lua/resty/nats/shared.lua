@@ -12,30 +12,23 @@
 -- one belong to the request that made them and end with it
 -- (resty.nats.shared.scope).
 
-local core = require "resty.nats.core"
+local DEFAULT_MAX_PAYLOAD = require("resty.nats.core").DEFAULT_MAX_PAYLOAD
 local settings = require "resty.nats.settings"
+local location_timeouts, now_ms = settings.location_timeouts, settings.now_ms
 local conn = require "resty.nats.conn"
 local frame = require "resty.nats.frame"
 local subs = require "resty.nats.subs"
+-- the driver's parts
 local queue = require "resty.nats.shared.queue"
+local enqueue, ctl = queue.enqueue, queue.ctl
 local waiters = require "resty.nats.shared.waiters"
+local cannot_wait, new_sema = waiters.cannot_wait, waiters.new_sema
 local scope = require "resty.nats.shared.scope"
 local life = require "resty.nats.shared.life"
 
-local location_timeouts = settings.location_timeouts
-local now_ms = settings.now_ms
-local enqueue = queue.enqueue
-local ctl = queue.ctl
-local cannot_wait = waiters.cannot_wait
-local new_sema = waiters.new_sema
-
 local timer_at = ngx.timer.at
-local ngx_log = ngx.log
-local ngx_ERR = ngx.ERR
-local type = type
-local setmetatable = setmetatable
-local error = error
-local pcall = pcall
+local ngx_log, ngx_ERR = ngx.log, ngx.ERR
+local type, setmetatable, error, pcall = type, setmetatable, error, pcall
 
 
 local _M = {}
@@ -454,7 +447,7 @@ function _M.shared(name, opts)
     }
     conn.init(c, "nats: shared connection '" .. name .. "': ")
     -- until the first INFO
-    c._info = { headers = true, max_payload = core.DEFAULT_MAX_PAYLOAD,
+    c._info = { headers = true, max_payload = DEFAULT_MAX_PAYLOAD,
                 assumed = true }
     queue.init(c, buffer_size or DEFAULT_BUFFER_SIZE)
     waiters.init(c)

@@ -10,32 +10,24 @@
 -- drains and closes.
 
 local core = require "resty.nats.core"
+local EV_MSG, EV_HMSG = core.EV_MSG, core.EV_HMSG
 local settings = require "resty.nats.settings"
 local servers = require "resty.nats.servers"
 local conn = require "resty.nats.conn"
+local deliver, control = conn.deliver, conn.control
 local events = require "resty.nats.events"
+local next_event = events.next_event
 local subs = require "resty.nats.subs"
 local queue = require "resty.nats.shared.queue"
-local waiters = require "resty.nats.shared.waiters"
-
--- the reader's
-local EV_MSG = core.EV_MSG
-local EV_HMSG = core.EV_HMSG
-local next_event = events.next_event
-local deliver = conn.deliver
-local control = conn.control
 local ctl = queue.ctl
+local waiters = require "resty.nats.shared.waiters"
 
 local tcp = ngx.socket.tcp
 local timer_at = ngx.timer.at
-local spawn = ngx.thread.spawn
-local kill = ngx.thread.kill
+local spawn, kill = ngx.thread.spawn, ngx.thread.kill
 local ngx_log = ngx.log
-local ngx_ERR = ngx.ERR
-local ngx_WARN = ngx.WARN
-local ngx_NOTICE = ngx.NOTICE
-local pairs = pairs
-local tostring = tostring
+local ngx_ERR, ngx_WARN, ngx_NOTICE = ngx.ERR, ngx.WARN, ngx.NOTICE
+local pairs, tostring = pairs, tostring
 local math_random = math.random
 
 

@@ -8,19 +8,13 @@
 -- since its last send in one send.
 
 local ffi = require "ffi"
+local ffi_new, ffi_string, ffi_copy = ffi.new, ffi.string, ffi.copy
 local frame = require "resty.nats.frame"
+local frame_msg, pub_room = frame.frame_msg, frame.pub_room
 local settings = require "resty.nats.settings"
+local location_timeouts, now_ms = settings.location_timeouts, settings.now_ms
 local waiters = require "resty.nats.shared.waiters"
-
-local frame_msg = frame.frame_msg
-local pub_room = frame.pub_room
-local location_timeouts = settings.location_timeouts
-local now_ms = settings.now_ms
 local can_yield = waiters.can_yield
-
-local ffi_new = ffi.new
-local ffi_string = ffi.string
-local ffi_copy = ffi.copy
 
 
 local _M = {}
