@@ -26,6 +26,7 @@ local dpublish, send = direct.publish, direct.send
 local write_flush = direct.write_flush
 local pool = require "resty.nats.pool"
 
+local ffi_string = require("ffi").string
 local type = type
 
 
@@ -441,7 +442,7 @@ local function send_request(self, subject, payload, headers, entry)
     local ok
     if type(n) == "number" then
         if sub_frame then
-            ok, err = send(self, { sub_frame, require("ffi").string(buf, n) })
+            ok, err = send(self, { sub_frame, ffi_string(buf, n) })
         else
             ok, err = direct.send_bytes(self, buf, n)
         end

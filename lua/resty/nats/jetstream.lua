@@ -9,36 +9,29 @@
 -- Configurations and results are the JetStream API's own JSON, as Lua
 -- tables (lua-cjson): the server's documentation applies as is.
 
-local cjson = require "cjson.safe"
-local frame = require "resty.nats.frame"
-local add_header = require("resty.nats.events").add_header
-
-local token = frame.token
+local jsjson = require "resty.nats.jetstream.json"
+local encode, decode = jsjson.encode, jsjson.decode
+local jsmsg = require "resty.nats.jetstream.msg"
+local new_msg, parse_headers = jsmsg.new, jsmsg.parse_headers
+local token = require("resty.nats.frame").token
 local now_ms = require("resty.nats.settings").now_ms
 
 local ngx = ngx
 local decode_base64 = ngx.decode_base64
 local type = type
 local tostring = tostring
-local tonumber = tonumber
 local pairs = pairs
 local ipairs = ipairs
 local error = error
 local setmetatable = setmetatable
-local getmetatable = getmetatable
-local str_find = string.find
+local str_find, str_sub = string.find, string.sub
 local str_format = string.format
-local str_sub = string.sub
-local str_gsub = string.gsub
-local math_floor = math.floor
 
 
 local _M = {}
 
 local JS = {}
 local js_mt = { __index = JS }
-local Msg = {}
-local msg_mt = { __index = Msg }
 
 local DEFAULT_TIMEOUT = 5000            -- ms, each API request
 local DEFAULT_PREFIX = "$JS.API"
@@ -46,51 +39,6 @@ local DEFAULT_BATCH = 10
 local DEFAULT_EXPIRES = 5000            -- ms, a pull request
 local FETCH_SLACK = 1000                -- ms beyond expires before giving up
 local INBOX_LEN = 22
-
--- a private lua-cjson instance: its settings are ours alone (an empty
--- table is an object, {}: lua-cjson's default)
-local json = cjson.new()
-
-
----------------------------------------------------------------------------
--- JSON
-
--- lua-cjson writes numbers with at most 14 significant digits: an integer
--- such as a duration in ns (a year is 3.15e16) would become 3.1536e+16,
--- which the server's decoder refuses. Large integers are written as a
--- marked string and the marks removed after encoding.
-local BIG = 1e14
-local MARK = "\1int:"
-
-local function mark_ints(v)
-    local t = type(v)
-    if t == "number" then
-        if (v >= BIG or v <= -BIG) and v == math_floor(v) and v < 2^63 then
-            return MARK .. str_format("%.0f", v)
-        end
-        return v
-    end
-    if t ~= "table" then
-        return v
-    end
-    local copy = {}
-    for k, x in pairs(v) do
-        copy[k] = mark_ints(x)
-    end
-    return setmetatable(copy, getmetatable(v))
-end
-
-
-local function encode(v)
-    local text, err = json.encode(mark_ints(v))
-    if not text then
-        return nil, err
-    end
-    return (str_gsub(text, '"\\u0001int:(%-?%d+)"', "%1"))
-end
-
-
-local decode = json.decode
 
 
 ---------------------------------------------------------------------------
@@ -361,28 +309,6 @@ function JS.publish(js, subject, payload, opts)
 end
 
 
--- a NATS/1.0 header block (as JetStream stores it) as a Lua table
-local function parse_headers(block)
-    if not block or block == "" then
-        return nil
-    end
-    local headers
-    local first = true
-    for line in block:gmatch("([^\r\n]*)\r\n") do
-        if first then
-            first = false
-        elseif line ~= "" then
-            local k, v = line:match("^([^:]+):%s*(.*)$")
-            if k then
-                headers = headers or {}
-                add_header(headers, k, v)
-            end
-        end
-    end
-    return headers
-end
-
-
 -- get_msg(stream, { seq = n } or { last_by_subj = subject })
 function JS.get_msg(js, stream, opts)
     local err, code
@@ -484,48 +410,6 @@ function JS.delete_consumer(js, stream, consumer)
 end
 
 
--- $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>,
--- or with <domain>.<account hash> after $JS.ACK (and a token at the end)
-local function metadata(reply)
-    if type(reply) ~= "string" or str_sub(reply, 1, 8) ~= "$JS.ACK." then
-        return nil
-    end
-    local t = {}
-    for tok in reply:gmatch("[^.]+") do
-        t[#t + 1] = tok
-    end
-    local i
-    if #t == 9 then
-        i = 3
-    elseif #t >= 11 then
-        i = 5
-    else
-        return nil
-    end
-    local md = {
-        stream = t[i], consumer = t[i + 1],
-        num_delivered = tonumber(t[i + 2]),
-        stream_seq = tonumber(t[i + 3]),
-        consumer_seq = tonumber(t[i + 4]),
-        timestamp = tonumber(t[i + 5]),
-        num_pending = tonumber(t[i + 6]),
-    }
-    if i == 5 and t[3] ~= "_" then
-        md.domain = t[3]
-    end
-    return md
-end
-_M.metadata = metadata
-
-
-local function js_msg(js, m)
-    return setmetatable({
-        subject = m.subject, payload = m.payload, headers = m.headers,
-        reply = m.reply_to, metadata = metadata(m.reply_to), _js = js,
-    }, msg_mt)
-end
-
-
 -- fetch(stream, consumer [, { batch =, expires = ms, no_wait = }]): an
 -- array of messages (empty when none came before expires)
 function JS.fetch(js, stream, consumer, opts)
@@ -609,7 +493,7 @@ function JS.fetch(js, stream, consumer, opts)
             m = nil
         end
         if m and not status then
-            msgs[#msgs + 1] = js_msg(js, m)
+            msgs[#msgs + 1] = new_msg(js, m)
         end
     end
     col:unsubscribe()
@@ -621,75 +505,6 @@ function JS.fetch(js, stream, consumer, opts)
         end
     end
     return msgs
-end
-
-
----------------------------------------------------------------------------
--- acknowledgements
-
-local function ack_publish(msg, body)
-    if not msg.reply then
-        return nil, "not a JetStream message"
-    end
-    if msg._acked then
-        return nil, "already acknowledged"
-    end
-    local ok, err = msg._js._conn:publish(msg.reply, body)
-    if not ok then
-        return nil, err
-    end
-    msg._acked = true
-    return true
-end
-
-
-function Msg.ack(msg)
-    return ack_publish(msg, "+ACK")
-end
-
-
--- ack_sync([timeout]): true once the server confirmed the ack
-function Msg.ack_sync(msg, timeout)
-    if not msg.reply then
-        return nil, "not a JetStream message"
-    end
-    if msg._acked then
-        return nil, "already acknowledged"
-    end
-    local js = msg._js
-    local r, err = js._conn:request(msg.reply, "+ACK",
-                                    { timeout = timeout or js._timeout })
-    if not r then
-        return nil, err
-    end
-    msg._acked = true
-    return true
-end
-
-
--- nak([delay_ms]): redeliver, after delay_ms if given
-function Msg.nak(msg, delay)
-    if delay ~= nil then
-        if type(delay) ~= "number" or delay < 0 then
-            error("bad argument #1 to 'nak' (a delay in ms >= 0 expected)", 2)
-        end
-        return ack_publish(msg, "-NAK " .. encode({ delay = delay * 1e6 }))
-    end
-    return ack_publish(msg, "-NAK")
-end
-
-
--- in_progress(): more time to process it (can be sent more than once)
-function Msg.in_progress(msg)
-    if not msg.reply then
-        return nil, "not a JetStream message"
-    end
-    return msg._js._conn:publish(msg.reply, "+WPI")
-end
-
-
-function Msg.term(msg)
-    return ack_publish(msg, "+TERM")
 end
 
 
@@ -710,5 +525,6 @@ end
 
 
 _M.new_inbox = new_inbox
+_M.metadata = jsmsg.metadata
 
 return _M
