@@ -3,9 +3,9 @@
 # the pooled request path (connect, synchronous request, set_keepalive),
 # and publish/request through a shared connection
 # hit nothing LuaJIT cannot compile (NYI) in the files of resty.nats and
-# its modules (jit.v, which names files without their directory).
-# Other aborts ("leaving loop in root trace") are transient recorder
-# choices, retried by LuaJIT: not counted.
+# its modules: jit.v's aborts, filtered by t/lua/t_jit.lua (other aborts,
+# "leaving loop in root trace", are transient recorder choices, retried
+# by LuaJIT: not counted).
 
 use lib 't/lib';
 use TestNats;
@@ -23,59 +23,29 @@ __DATA__
 --- config
     location = /t {
         content_by_lua_block {
-            local v = require "jit.v"
-            local log = os.tmpname()
-            v.on(log)
-            local nats = require "resty.nats"
-            local n = assert(nats:new())
-            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local t_jit = require "t_jit"
             local got = 0
-            assert(n:subscribe("jit.x", function(m) got = got + #m.payload end))
-            assert(n:flush())
-            for i = 1, 3000 do
-                assert(n:publish("jit.x", "0123456789abcdef"))
-            end
-            n:set_write_buffer(65536)
-            for i = 1, 20000 do
-                n:publish("jit.x", "0123456789abcdef")
-            end
-            assert(n:wait(23000))
-            v.off()
-            n:close()
-            local f = assert(io.open(log))
-            local text = f:read("*a")
-            f:close()
-            os.remove(log)
-            -- jit.v names files without their directory: a line is
-            -- about resty.nats when it names a file of one of its modules
-            local files = {}
-            for name in pairs(package.loaded) do
-                if name == "resty.nats" or name:find("^resty%.nats%.") then
-                    files[name:match("([%w_]+)$") .. ".lua"] = true
+            local aborts, traces = t_jit.nyi_aborts(function()
+                local nats = require "resty.nats"
+                local n = assert(nats:new())
+                assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+                assert(n:subscribe("jit.x", function(m)
+                    got = got + #m.payload
+                end))
+                assert(n:flush())
+                for i = 1, 3000 do
+                    assert(n:publish("jit.x", "0123456789abcdef"))
                 end
-            end
-            local function ours(line)
-                for f in line:gmatch("([%w_]+%.lua):%d") do
-                    if files[f] then
-                        return true
-                    end
+                n:set_write_buffer(65536)
+                for i = 1, 20000 do
+                    n:publish("jit.x", "0123456789abcdef")
                 end
-                return false
-            end
-            local aborts, traces = {}, 0
-            for line in text:gmatch("[^\n]+") do
-                if ours(line) then
-                    if line:match("^%[TRACE %-%-%-") and line:find("NYI", 1, true) then
-                        aborts[#aborts + 1] = line
-                    elseif line:match("^%[TRACE +%d") then
-                        traces = traces + 1
-                    end
-                end
-            end
+                assert(n:wait(23000))
+                n:close()
+            end)
             ngx.say("received: ", got == 23000 * 16)
             ngx.say("traces in resty.nats: ", traces > 0)
-            ngx.say("NYI aborts in resty.nats: ", #aborts)
-            for _, a in ipairs(aborts) do ngx.say(a) end
+            t_jit.say(aborts)
         }
     }
 --- request
@@ -105,45 +75,15 @@ NYI aborts in resty.nats: 0
                 return m.payload == "x"
             end
             assert(one())   -- the first one subscribes the inbox
-            local v = require "jit.v"
-            local log = os.tmpname()
-            v.on(log)
+            local t_jit = require "t_jit"
             local ok = 0
-            for i = 1, 2000 do
-                if one() then ok = ok + 1 end
-            end
-            v.off()
-            local f = assert(io.open(log))
-            local text = f:read("*a")
-            f:close()
-            os.remove(log)
-            -- jit.v names files without their directory: a line is
-            -- about resty.nats when it names a file of one of its modules
-            local files = {}
-            for name in pairs(package.loaded) do
-                if name == "resty.nats" or name:find("^resty%.nats%.") then
-                    files[name:match("([%w_]+)$") .. ".lua"] = true
+            local aborts = t_jit.nyi_aborts(function()
+                for i = 1, 2000 do
+                    if one() then ok = ok + 1 end
                 end
-            end
-            local function ours(line)
-                for f in line:gmatch("([%w_]+%.lua):%d") do
-                    if files[f] then
-                        return true
-                    end
-                end
-                return false
-            end
-            local aborts = {}
-            for line in text:gmatch("[^\n]+") do
-                if ours(line)
-                   and line:match("^%[TRACE %-%-%-")
-                   and line:find("NYI", 1, true) then
-                    aborts[#aborts + 1] = line
-                end
-            end
+            end)
             ngx.say("replies: ", ok)
-            ngx.say("NYI aborts in resty.nats: ", #aborts)
-            for _, a in ipairs(aborts) do ngx.say(a) end
+            t_jit.say(aborts)
         }
     }
 --- request
@@ -166,55 +106,21 @@ NYI aborts in resty.nats: 0
 --- config
     location = /t {
         content_by_lua_block {
-            local conn = require("resty.nats").shared("jit")
-            for _ = 1, 200 do
-                if conn:stats().state == "connected" then break end
-                ngx.sleep(0.01)
-            end
+            local conn = require("t_shared").connected("jit")
             assert(conn:request("interop.echo", "warm"))
-            local v = require "jit.v"
-            local log = os.tmpname()
-            v.on(log)
-            for i = 1, 50000 do
-                assert(conn:publish("jit.shared", "0123456789abcdef"))
-            end
+            local t_jit = require "t_jit"
             local ok = 0
-            for i = 1, 2000 do
-                local m = conn:request("interop.echo", "x")
-                if m and m.payload == "x" then ok = ok + 1 end
-            end
-            v.off()
-            local f = assert(io.open(log))
-            local text = f:read("*a")
-            f:close()
-            os.remove(log)
-            -- jit.v names files without their directory: a line is
-            -- about resty.nats when it names a file of one of its modules
-            local files = {}
-            for name in pairs(package.loaded) do
-                if name == "resty.nats" or name:find("^resty%.nats%.") then
-                    files[name:match("([%w_]+)$") .. ".lua"] = true
+            local aborts = t_jit.nyi_aborts(function()
+                for i = 1, 50000 do
+                    assert(conn:publish("jit.shared", "0123456789abcdef"))
                 end
-            end
-            local function ours(line)
-                for f in line:gmatch("([%w_]+%.lua):%d") do
-                    if files[f] then
-                        return true
-                    end
+                for i = 1, 2000 do
+                    local m = conn:request("interop.echo", "x")
+                    if m and m.payload == "x" then ok = ok + 1 end
                 end
-                return false
-            end
-            local aborts = {}
-            for line in text:gmatch("[^\n]+") do
-                if ours(line)
-                   and line:match("^%[TRACE %-%-%-")
-                   and line:find("NYI", 1, true) then
-                    aborts[#aborts + 1] = line
-                end
-            end
+            end)
             ngx.say("replies: ", ok)
-            ngx.say("NYI aborts in resty.nats: ", #aborts)
-            for _, a in ipairs(aborts) do ngx.say(a) end
+            t_jit.say(aborts)
         }
     }
 --- request

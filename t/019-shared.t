@@ -29,16 +29,9 @@ add_block_preprocessor(sub {
     init_by_lua_block {
         local cjson = require "cjson.safe"
         t019 = {}
-
         -- the suite's connection, once connected
         function t019.conn()
-            local nats = require "resty.nats"
-            local conn = assert(nats.shared("main"))
-            for _ = 1, 200 do
-                if conn:stats().state == "connected" then break end
-                ngx.sleep(0.01)
-            end
-            return conn
+            return require("t_shared").connected("main")
         end
 
         -- GET of the nats-server's monitoring endpoint, decoded

@@ -27,14 +27,9 @@ add_block_preprocessor(sub {
         local cjson = require "cjson.safe"
         t020 = {}
 
+        -- the suite's connection, once connected
         function t020.conn()
-            local nats = require "resty.nats"
-            local conn = assert(nats.shared("w"))
-            for _ = 1, 200 do
-                if conn:stats().state == "connected" then break end
-                ngx.sleep(0.01)
-            end
-            return conn
+            return require("t_shared").connected("w")
         end
 
         -- the server's connections named name

@@ -4,8 +4,9 @@
 # at the call (the array is free again when it returns), against the
 # suite's nats-server; its argument checks; and that the shared
 # connection's writer, a per-request object's write buffer and its
-# unbuffered publishes send through it when the lua module has it. Skipped with a stock lua module (t/026
-# covers the writer and the write buffer there).
+# unbuffered publishes send through it when the lua module has it (the
+# messages: t/lua/t_mixed.lua, which t/026 sends with a stock lua module).
+# Skipped with a stock lua module.
 
 use lib 't/lib';
 use TestNats;
@@ -25,7 +26,14 @@ add_block_preprocessor(sub {
     $block->set_value("request", "GET /t") unless defined $block->request;
     $block->set_value("http_config", <<'CONF');
     init_by_lua_block {
-        t025 = { got = {} }
+        t025 = {}
+        -- a raw cosocket connected to the suite's nats-server
+        function t025.sock()
+            local sock = ngx.socket.tcp()
+            sock:settimeout(3000)
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            return sock
+        end
         -- counts the calls of send_nats_buf, of every cosocket of the worker
         t025.calls = 0
         function t025.count_calls()
@@ -40,13 +48,7 @@ add_block_preprocessor(sub {
         end
     }
     init_worker_by_lua_block {
-        local nats = require "resty.nats"
-        local conn = assert(nats.shared("main", {
-            port = $TEST_NGINX_NATS_PORT, name = "t025-main",
-        }))
-        assert(conn:subscribe("t025.cb", function(msg)
-            t025.got[#t025.got + 1] = msg.payload
-        end))
+        require("t_mixed").start_shared("t025", $TEST_NGINX_NATS_PORT)
     }
 CONF
 });
@@ -60,9 +62,7 @@ __DATA__
     location = /t {
         content_by_lua_block {
             local ffi = require "ffi"
-            local sock = ngx.socket.tcp()
-            sock:settimeout(3000)
-            assert(sock:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local sock = t025.sock()
             local info = assert(sock:receive("*l"))
             ngx.say("info: ", info:sub(1, 5))
             local buf = ffi.new("char[?]", 256)
@@ -107,9 +107,7 @@ attempt to send data on a closed socket
     location = /t {
         content_by_lua_block {
             local ffi = require "ffi"
-            local sock = ngx.socket.tcp()
-            sock:settimeout(3000)
-            assert(sock:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
+            local sock = t025.sock()
             local buf = ffi.new("char[?]", 8)
             local function try(...)
                 local ok, err = pcall(sock.send_nats_buf, sock, ...)
@@ -139,56 +137,19 @@ false bad argument #2 to '?' (cdata expected)
     location = /t {
         content_by_lua_block {
             t025.count_calls()
-            local nats = require "resty.nats"
-            local conn = assert(nats.shared("main"))
-            for _ = 1, 200 do
-                if conn:stats().state == "connected" then break end
-                ngx.sleep(0.01)
-            end
-            local want = {}
-            local before = t025.calls
-            for i = 1, 2000 do
-                local p = string.rep(string.char(65 + i % 26), i % 1500) .. i
-                want[i] = p
-                assert(conn:publish("t025.cb", p))
-            end
-            assert(conn:flush())
-            for _ = 1, 200 do
-                if #t025.got >= #want then break end
-                ngx.sleep(0.01)
-            end
-            local same = #t025.got == #want
-            for i = 1, #want do
-                if t025.got[i] ~= want[i] then same = false break end
-            end
-            ngx.say("shared: in order, intact: ", same, " (", #t025.got,
-                    "), through send_nats_buf: ", t025.calls > before)
-
-            local n = assert(nats:new())
-            n:set_timeout(3000)
-            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
-            assert(n:set_write_buffer(4096))
-            local got = {}
-            assert(n:subscribe("t025.wb", function(m) got[#got + 1] = m.payload end))
-            before = t025.calls
-            for i = 1, 500 do
-                assert(n:publish("t025.wb", "m" .. i))
-            end
-            assert(n:flush())
-            while #got < 500 do
-                if not n:wait(1) then break end
-            end
-            local ok = #got == 500
-            for i = 1, 500 do
-                if got[i] ~= "m" .. i then ok = false break end
-            end
-            ngx.say("write buffer: in order, intact: ", ok, " (", #got,
-                    "), through send_nats_buf: ", t025.calls > before)
-            n:close()
+            local mixed = require "t_mixed"
+            local before
+            local function ready() before = t025.calls end
+            local text = mixed.shared("t025", ready)
+            ngx.say("shared: ", text, ", through send_nats_buf: ",
+                    t025.calls > before)
+            text = mixed.write_buffer("t025", $TEST_NGINX_NATS_PORT, ready)
+            ngx.say("write buffer: ", text, ", through send_nats_buf: ",
+                    t025.calls > before)
         }
     }
 --- response_body
-shared: in order, intact: true (2000), through send_nats_buf: true
+shared: in order, intact: true (2021), through send_nats_buf: true
 write buffer: in order, intact: true (500), through send_nats_buf: true
 --- no_error_log
 [error]
@@ -199,55 +160,12 @@ write buffer: in order, intact: true (500), through send_nats_buf: true
     location = /t {
         content_by_lua_block {
             t025.count_calls()
-            local before = t025.calls
-            local nats = require "resty.nats"
-            local n = assert(nats:new())
-            n:set_timeout(3000)
-            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
-            local got = {}
-            assert(n:subscribe("t025.ub", function(m)
-                got[#got + 1] = m.payload .. "|" .. (m.reply_to or "") .. "|"
-                                .. (m.headers and m.headers["X-I"] or "")
-            end))
-            local want = {}
-            -- 65000 fits the 64 KiB scratch with its control line, 65600
-            -- does not (a list of strings then)
-            local sizes = { 0, 1, 16, 1024, 65000, 65600, 70000, 3 }
-            for i = 1, 240 do
-                local p = string.rep(string.char(65 + i % 26),
-                                     sizes[i % #sizes + 1]) .. i
-                local opts, reply, hdr = nil, "", ""
-                if i % 3 == 1 then
-                    reply = "t025.r" .. i
-                    opts = { reply_to = reply }
-                elseif i % 3 == 2 then
-                    hdr = tostring(i)
-                    opts = { headers = { ["X-I"] = hdr } }
-                end
-                assert(n:publish("t025.ub", p, opts))
-                want[#want + 1] = p .. "|" .. reply .. "|" .. hdr
-                if i % 50 == 0 then
-                    -- a SUB and an UNSUB among the messages
-                    local sid = assert(n:subscribe("t025.other", function() end))
-                    assert(n:unsubscribe(sid))
-                end
-            end
-            assert(n:flush())
-            while #got < #want do
-                if not n:wait(1) then break end
-            end
-            local same = #got == #want
-            for i = 1, #want do
-                if got[i] ~= want[i] then
-                    same = false
-                    ngx.say("message ", i, " differs")
-                    break
-                end
-            end
-            ngx.say("in order, intact: ", same, " (", #got, ")")
+            local before
+            ngx.say(require("t_mixed").unbuffered("t025",
+                $TEST_NGINX_NATS_PORT, function() before = t025.calls end))
             -- 180 of the 240 fit the scratch buffer (all but 65600, 70000)
-            ngx.say("sent from the scratch buffer: ", t025.calls - before >= 180)
-            n:close()
+            ngx.say("sent from the scratch buffer: ",
+                    t025.calls - before >= 180)
         }
     }
 --- response_body
@@ -255,4 +173,3 @@ in order, intact: true (240)
 sent from the scratch buffer: true
 --- no_error_log
 [error]
-

@@ -4,11 +4,11 @@
 # more by reference), a per-request write buffer one string per flush,
 # an unbuffered publish one string (or a list of strings when it does not
 # fit the scratch buffer); every message arrives intact and in order,
-# among SUB/UNSUB frames. The
-# stock module is TEST_NGINX_STOCK_LUA_MODULE or
-# <modules dir>/stock/ngx_http_lua_module.so (see t/008); skipped when it
-# is not built for the nginx under test, or when the lua module is
-# compiled into nginx.
+# among SUB/UNSUB frames (the messages: t/lua/t_mixed.lua, which t/025
+# sends through send_nats_buf). The stock module is
+# TEST_NGINX_STOCK_LUA_MODULE or <modules dir>/stock/ngx_http_lua_module.so
+# (see t/008); skipped when it is not built for the nginx under test, or
+# when the lua module is compiled into nginx.
 
 use lib 't/lib';
 use TestNats;
@@ -27,17 +27,8 @@ add_block_preprocessor(sub {
     $block->set_value("timeout", 20);
     $block->set_value("request", "GET /t") unless defined $block->request;
     $block->set_value("http_config", <<'CONF');
-    init_by_lua_block {
-        t026 = { got = {} }
-    }
     init_worker_by_lua_block {
-        local nats = require "resty.nats"
-        local conn = assert(nats.shared("main", {
-            port = $TEST_NGINX_NATS_PORT, name = "t026-main",
-        }))
-        assert(conn:subscribe("t026.cb", function(msg)
-            t026.got[#t026.got + 1] = msg.payload
-        end))
+        require("t_mixed").start_shared("t026", $TEST_NGINX_NATS_PORT)
     }
 CONF
 });
@@ -51,40 +42,8 @@ __DATA__
     location = /t {
         content_by_lua_block {
             ngx.say("send_nats_buf: ", ngx.socket.tcp().send_nats_buf)
-            local nats = require "resty.nats"
-            local conn = assert(nats.shared("main"))
-            for _ = 1, 200 do
-                if conn:stats().state == "connected" then break end
-                ngx.sleep(0.01)
-            end
-            local want = {}
-            local sizes = { 10, 600, 5000, 1, 511, 512, 70000 }
-            for round = 1, 3 do
-                for i, n in ipairs(sizes) do
-                    local p = string.rep(string.char(64 + i), n) .. round
-                    want[#want + 1] = p
-                    assert(conn:publish("t026.cb", p))
-                    if i == 3 then
-                        local sub = assert(conn:subscribe("t026.between"))
-                        sub:unsubscribe()
-                    end
-                end
-            end
-            for i = 1, 2000 do
-                local p = string.rep(string.char(65 + i % 26), i % 1500) .. i
-                want[#want + 1] = p
-                assert(conn:publish("t026.cb", p))
-            end
-            assert(conn:flush())
-            for _ = 1, 200 do
-                if #t026.got >= #want then break end
-                ngx.sleep(0.01)
-            end
-            local same = #t026.got == #want
-            for i = 1, #want do
-                if t026.got[i] ~= want[i] then same = false break end
-            end
-            ngx.say("in order, intact: ", same, " (", #t026.got, ")")
+            local text, conn = require("t_mixed").shared("t026")
+            ngx.say(text)
             ngx.say("pending after: ", conn:stats().pending_bytes)
         }
     }
@@ -101,26 +60,8 @@ pending after: 0
 --- config
     location = /t {
         content_by_lua_block {
-            local nats = require "resty.nats"
-            local n = assert(nats:new())
-            n:set_timeout(3000)
-            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
-            assert(n:set_write_buffer(4096))
-            local got = {}
-            assert(n:subscribe("t026.wb", function(m) got[#got + 1] = m.payload end))
-            for i = 1, 500 do
-                assert(n:publish("t026.wb", string.rep("w", i % 700) .. i))
-            end
-            assert(n:flush())
-            while #got < 500 do
-                if not n:wait(1) then break end
-            end
-            local ok = #got == 500
-            for i = 1, 500 do
-                if got[i] ~= string.rep("w", i % 700) .. i then ok = false break end
-            end
-            ngx.say("in order, intact: ", ok, " (", #got, ")")
-            n:close()
+            ngx.say(require("t_mixed").write_buffer("t026",
+                                                    $TEST_NGINX_NATS_PORT))
         }
     }
 --- response_body
@@ -133,56 +74,11 @@ in order, intact: true (500)
 --- config
     location = /t {
         content_by_lua_block {
-            local nats = require "resty.nats"
-            local n = assert(nats:new())
-            n:set_timeout(3000)
-            assert(n:connect("127.0.0.1", $TEST_NGINX_NATS_PORT))
-            local got = {}
-            assert(n:subscribe("t026.ub", function(m)
-                got[#got + 1] = m.payload .. "|" .. (m.reply_to or "") .. "|"
-                                .. (m.headers and m.headers["X-I"] or "")
-            end))
-            local want = {}
-            -- 65000 fits the 64 KiB scratch with its control line, 65600
-            -- does not (a list of strings then)
-            local sizes = { 0, 1, 16, 1024, 65000, 65600, 70000, 3 }
-            for i = 1, 240 do
-                local p = string.rep(string.char(65 + i % 26),
-                                     sizes[i % #sizes + 1]) .. i
-                local opts, reply, hdr = nil, "", ""
-                if i % 3 == 1 then
-                    reply = "t026.r" .. i
-                    opts = { reply_to = reply }
-                elseif i % 3 == 2 then
-                    hdr = tostring(i)
-                    opts = { headers = { ["X-I"] = hdr } }
-                end
-                assert(n:publish("t026.ub", p, opts))
-                want[#want + 1] = p .. "|" .. reply .. "|" .. hdr
-                if i % 50 == 0 then
-                    -- a SUB and an UNSUB among the messages
-                    local sid = assert(n:subscribe("t026.other", function() end))
-                    assert(n:unsubscribe(sid))
-                end
-            end
-            assert(n:flush())
-            while #got < #want do
-                if not n:wait(1) then break end
-            end
-            local same = #got == #want
-            for i = 1, #want do
-                if got[i] ~= want[i] then
-                    same = false
-                    ngx.say("message ", i, " differs")
-                    break
-                end
-            end
-            ngx.say("in order, intact: ", same, " (", #got, ")")
-            n:close()
+            ngx.say(require("t_mixed").unbuffered("t026",
+                                                  $TEST_NGINX_NATS_PORT))
         }
     }
 --- response_body
 in order, intact: true (240)
 --- no_error_log
 [error]
-

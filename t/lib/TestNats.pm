@@ -59,11 +59,12 @@ use NginxInfo;
 our $ModulesDir = $ENV{TEST_NGINX_MODULES_DIR} || "$RepoRoot/build/modules";
 our @Modules = @NginxInfo::Modules;
 
-# Lua: the repo's lua/ first, then TEST_NGINX_LUA_PATH (extra entries,
+# Lua: the repo's lua/ first, then the suites' helper modules (t/lua/:
+# require "t_jit" and the like), then TEST_NGINX_LUA_PATH (extra entries,
 # e.g. where a lua-resty-core matching the lua module is), then the lua
 # module's default path (";;": what the nginx under test uses in
 # production, where it found lua-resty-core to start at all)
-our $LuaPackagePath = "$RepoRoot/lua/?.lua;"
+our $LuaPackagePath = "$RepoRoot/lua/?.lua;$RepoRoot/t/lua/?.lua;"
     . (length($ENV{TEST_NGINX_LUA_PATH} // '')
        ? "$ENV{TEST_NGINX_LUA_PATH};" : '')
     . ';';
