@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs a local nats-server plus nginx
 # with examples/nginx.conf (an HTTP -> NATS publish and request/reply
-# gateway on the workers' shared connections, a responder, and a live feed
-# over Server-Sent Events) in the foreground. Ctrl-C stops both.
+# gateway on the workers' shared connections, a responder, a live feed
+# over Server-Sent Events, and a file server on a JetStream object store)
+# in the foreground. Ctrl-C stops both.
 #
 # NATS_PORT and HTTP_PORT choose the ports (default 4222 and 8080, or a
 # free port when that one is taken).
@@ -34,7 +35,8 @@ sed -e "s|@MODULES@|$REPO/build/modules|g" -e "s|@REPO@|$REPO|g" \
     -e "s|@NATS_PORT@|$NATS_PORT|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
     examples/nginx.conf > "$P/conf/nginx.conf"
 
-nats-server -a 127.0.0.1 -p "$NATS_PORT" -l "$P/logs/nats.log" &
+nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$P/jetstream" \
+    -l "$P/logs/nats.log" &
 nats_pid=$!
 trap 'kill "$nats_pid" 2>/dev/null; wait "$nats_pid" 2>/dev/null' EXIT
 for _ in $(seq 50); do
@@ -55,6 +57,12 @@ nats-server on 127.0.0.1:$NATS_PORT, nginx on 127.0.0.1:$HTTP_PORT
 Live feed: open http://127.0.0.1:$HTTP_PORT/ in a browser, or
   curl -N 'http://127.0.0.1:$HTTP_PORT/events?topic=news'
   curl -d 'breaking' 'http://127.0.0.1:$HTTP_PORT/feed?topic=news'
+
+Files (a JetStream object store, streamed through nginx):
+  curl -T README.md http://127.0.0.1:$HTTP_PORT/files/readme.md
+  curl -i http://127.0.0.1:$HTTP_PORT/files/readme.md
+  curl -r 0-99 http://127.0.0.1:$HTTP_PORT/files/readme.md
+  curl http://127.0.0.1:$HTTP_PORT/files/
 
 Ctrl-C stops nginx and nats-server.
 MSG

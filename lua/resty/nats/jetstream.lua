@@ -57,6 +57,17 @@ local function check_name(name, what)
 end
 
 
+-- bucket names (key-value buckets, object stores): [A-Za-z0-9_-]+
+function _M.check_bucket(bucket)
+    if type(bucket) ~= "string" or bucket == ""
+       or str_find(bucket, "[^%w_%-]")
+    then
+        return nil, "invalid bucket name: " .. tostring(bucket)
+    end
+    return true
+end
+
+
 local function new_inbox()
     local t = token(INBOX_LEN)
     if not t then
@@ -521,6 +532,22 @@ end
 
 function JS.delete_key_value(js, bucket)
     return require("resty.nats.kv").delete(js, bucket)
+end
+
+
+-- object stores (resty.nats.objstore), the same way
+function JS.create_object_store(js, cfg)
+    return require("resty.nats.objstore").create(js, cfg)
+end
+
+
+function JS.object_store(js, bucket)
+    return require("resty.nats.objstore").open(js, bucket)
+end
+
+
+function JS.delete_object_store(js, bucket)
+    return require("resty.nats.objstore").delete(js, bucket)
 end
 
 

@@ -7,14 +7,8 @@
 -- message with the header KV-Operation: DEL / PURGE.
 
 local jetstream = require "resty.nats.jetstream"
-local settings = require "resty.nats.settings"
-
-local api = jetstream.api
-local new_inbox = jetstream.new_inbox
-local now_ms = settings.now_ms
-local timer_at = ngx.timer.at
-local ngx_log = ngx.log
-local WARN = ngx.WARN
+local api, check_bucket = jetstream.api, jetstream.check_bucket
+local watch = require "resty.nats.jetstream.watch"
 
 local type = type
 local tostring = tostring
@@ -29,32 +23,10 @@ local _M = {}
 
 local KV = {}
 local kv_mt = { __index = KV }
-local Watcher = {}
-local watcher_mt = { __index = Watcher }
 
 local ERR_WRONG_LAST_SEQ = 10071
 local ERR_STREAM_NOT_FOUND = 10059
 local ERR_NO_MESSAGE = 10037
-local ERR_CONSUMER_NOT_FOUND = 10014
-
--- a watcher's consumer: idle heartbeats every WATCH_HEARTBEAT ms; every
--- WATCH_CHECK s the watcher checks that the consumer still exists after
--- a reconnect or WATCH_STALE ms without a message or heartbeat, and makes
--- it again from the next sequence when the server lost it (a restart
--- loses an in-memory consumer)
-local WATCH_HEARTBEAT = 5000
-local WATCH_CHECK = 1
-local WATCH_STALE = 3 * WATCH_HEARTBEAT
-
-
-local function check_bucket(bucket)
-    if type(bucket) ~= "string" or bucket == ""
-       or str_find(bucket, "[^%w_%-]")
-    then
-        return nil, "invalid bucket name: " .. tostring(bucket)
-    end
-    return true
-end
 
 
 -- keys: [-/_=.a-zA-Z0-9]+, neither starting nor ending with "."
@@ -402,82 +374,12 @@ function KV.history(kv, key)
 end
 
 
--- (re)makes the push consumer of watcher w: the last value of each key
--- first, or, when w has seen entries, everything after the last of them
-local function watch_consumer(w)
-    local kv = w._kv
-    local cfg = {
-        deliver_subject = w._inbox, ack_policy = "none",
-        filter_subject = kv._prefix .. w._pattern, flow_control = true,
-        idle_heartbeat = WATCH_HEARTBEAT * 1e6, mem_storage = true,
-    }
-    if w._seq > 0 then
-        cfg.deliver_policy = "by_start_sequence"
-        cfg.opt_start_seq = w._seq + 1
-    else
-        cfg.deliver_policy = "last_per_subject"
-    end
-    local info, err, code = kv._js:add_consumer(kv._stream, cfg)
-    if not info then
-        return nil, err, code
-    end
-    w._consumer = info.name
-    w._active = now_ms()
-    return true
-end
-
-
--- every WATCH_CHECK s while the watcher lives: after a reconnect or a
--- silence, is its consumer still there? If the server lost it, make it
--- again (errors such as JetStream not ready yet: the next check retries)
-local function watch_check(premature, w)
-    if premature or w._stopped then
-        return
-    end
-    local st = w._conn:stats()
-    if st.state == "closed" then
-        return
-    end
-    if st.state == "connected"
-       and (st.reconnects ~= w._reconnects
-            or now_ms() - w._active > WATCH_STALE)
-    then
-        local kv = w._kv
-        local info, _, code = kv._js:consumer_info(kv._stream, w._consumer)
-        if info then
-            w._reconnects = st.reconnects
-            w._active = now_ms()
-        elseif code == ERR_CONSUMER_NOT_FOUND then
-            local ok, err = watch_consumer(w)
-            if ok then
-                w._reconnects = st.reconnects
-                ngx_log(WARN, "nats: kv watch of bucket '", kv.bucket,
-                        "': the server lost the consumer, made again from ",
-                        w._seq > 0 and "sequence " .. (w._seq + 1)
-                                   or "the last values")
-            else
-                ngx_log(WARN, "nats: kv watch of bucket '", kv.bucket,
-                        "': making the consumer again: ", err)
-            end
-        end
-    end
-    if not w._stopped then
-        local ok, err = timer_at(WATCH_CHECK, watch_check, w)
-        if not ok and err ~= "process exiting" then
-            ngx_log(WARN, "nats: kv watch of bucket '", w._kv.bucket,
-                    "': no more checks: ", err)
-        end
-    end
-end
-
-
 -- watch(pattern, callback): shared connections only. The current value of
 -- each key matching pattern first, then every change (PUT, DEL, PURGE)
 -- in order, as entries, to callback(entry) (in a timer, as the callbacks
 -- of conn:subscribe). watcher:stop() ends it.
 function KV.watch(kv, pattern, callback)
-    local js = kv._js
-    if not js._conn._background then
+    if not kv._js._conn._background then
         return nil, "watch needs a shared connection (nats.shared)"
     end
     local ok, err = check_pattern(pattern)
@@ -487,68 +389,12 @@ function KV.watch(kv, pattern, callback)
     if type(callback) ~= "function" then
         error("bad argument #2 to 'watch' (function expected)", 2)
     end
-    local inbox
-    inbox, err = new_inbox()
-    if not inbox then
-        return nil, err
-    end
-    local conn = js._conn
-    local w = setmetatable({
-        _kv = kv, _conn = conn, _inbox = inbox, _pattern = pattern,
-        _seq = 0, _active = now_ms(),
-        _reconnects = conn:stats().reconnects,
-    }, watcher_mt)
-    local sub
-    sub, err = conn:subscribe(inbox, function(m)
-        w._active = now_ms()
-        if m.status then
-            -- heartbeats and flow control: answer flow control
-            if m.reply_to then
-                conn:publish(m.reply_to, "")
-            end
-            return
-        end
-        -- (a consumer pushes before its creation is answered: messages
-        -- are told apart by their stream sequence, not by consumer name)
-        local md = jetstream.metadata(m.reply_to) or {}
-        local seq = md.stream_seq
-        if seq then
-            if seq <= w._seq then
-                return  -- delivered already (a consumer made again)
-            end
-            w._seq = seq
-        end
-        callback(entry(kv, key_of(kv, m.subject), m.payload, seq,
+    return watch.new(kv._js, kv._stream, kv._prefix .. pattern,
+                     "kv watch of bucket '" .. kv.bucket .. "'",
+                     function(m, md)
+        callback(entry(kv, key_of(kv, m.subject), m.payload, md.stream_seq,
                        md.timestamp, operation(m.headers), md.num_pending))
     end)
-    if not sub then
-        return nil, err
-    end
-    w._sub = sub
-    local ok2, code
-    ok2, err, code = watch_consumer(w)
-    if not ok2 then
-        sub:unsubscribe()
-        return nil, err, code
-    end
-    ok2, err = timer_at(WATCH_CHECK, watch_check, w)
-    if not ok2 then
-        w:stop()
-        return nil, "failed to create timer: " .. tostring(err)
-    end
-    return w
-end
-
-
-function Watcher.stop(w)
-    if w._stopped then
-        return nil, "stopped"
-    end
-    w._stopped = true
-    w._sub:unsubscribe()
-    local kv = w._kv
-    kv._js:delete_consumer(kv._stream, w._consumer)
-    return true
 end
 
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The object store through nginx, against libnats and against nginx's own
+# file serving, in one run (a script that prints figures, not a test):
+#
+#   HTTP PUT  /files/<name>  (examples/lua/files.lua on the worker's shared
+#                             connection: the body streamed into the bucket)
+#   libnats   put            (bench/obs_bench.c: the same chunks published
+#                             with acknowledgements, the meta after them)
+#   nginx     PUT of the body to a local file (client_body_in_file_only)
+#   HTTP GET  /files/<name>  (streamed out chunk by chunk, digest checked)
+#   libnats   get            (an ordered consumer over the same chunks,
+#                             digest checked)
+#   nginx     GET of the same bytes from a local file (the ceiling here)
+#
+# curl is the HTTP client (its speed_upload / speed_download). The sides
+# take turns going first, ROUNDS times; it prints the median MB/s of each
+# and the ratios. Knobs: SIZE_MB=64, CHUNK=131072, ROUNDS=5, BUILD_DIR.
+{
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+SIZE_MB=${SIZE_MB:-64}
+CHUNK=${CHUNK:-131072}
+ROUNDS=${ROUNDS:-5}
+BUILD_DIR=$(realpath -m "${BUILD_DIR:-build}")
+
+bash scripts/deps.sh > /dev/null
+cmake -S . -B "$BUILD_DIR" -DRESTY_NATS_BUILD_BENCH=ON > /dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target obs_bench \
+    ngx_http_lua_nats_module > /dev/null
+command -v curl > /dev/null || { echo "objstore.sh: curl is missing" >&2; exit 1; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+W=$(mktemp -d /tmp/objstore-bench.XXXXXX)
+NATS_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$W/js" > "$W/nats.log" 2>&1 &
+NATS_PID=$!
+cleanup() {
+    [ -f "$W/logs/nginx.pid" ] && kill "$(cat "$W/logs/nginx.pid")" 2> /dev/null
+    kill "$NATS_PID" 2> /dev/null
+    wait 2> /dev/null
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+mkdir -p "$W/logs" "$W/conf" "$W/www" "$W/body"
+head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom > "$W/www/big.bin"
+M=$BUILD_DIR/modules
+cat > "$W/conf/nginx.conf" <<EOC
+load_module $M/ndk_http_module.so;
+load_module $M/ngx_http_lua_module.so;
+load_module $M/ngx_http_lua_nats_module.so;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    lua_package_path "$REPO/lua/?.lua;$REPO/examples/lua/?.lua;/usr/share/lua/5.1/?.lua;;";
+    init_worker_by_lua_block {
+        assert(require("resty.nats").shared("bench", { port = $NATS_PORT }))
+    }
+    server {
+        listen 127.0.0.1:$HTTP_PORT;
+        client_max_body_size 0;
+        location ~ ^/files/(?<file_name>.*)\$ {
+            content_by_lua_block {
+                require("files").serve("bench", "bench")
+            }
+        }
+        location /local/ {
+            alias $W/www/;
+        }
+        location = /upload {
+            client_body_temp_path $W/body;
+            client_body_in_file_only clean;
+            client_body_buffer_size 128k;
+            content_by_lua_block {
+                ngx.req.read_body()
+                ngx.exit(201)
+            }
+        }
+    }
+}
+EOC
+for _ in $(seq 50); do
+    (exec 3<> "/dev/tcp/127.0.0.1/$NATS_PORT") 2> /dev/null && break
+    sleep 0.1
+done
+nginx -p "$W" -c conf/nginx.conf -e logs/error.log
+sleep 0.3
+URL=nats://127.0.0.1:$NATS_PORT
+B=http://127.0.0.1:$HTTP_PORT
+OBS=$BUILD_DIR/bench/obs_bench
+
+# the bucket (file storage, as a real one), and a warm-up of every path
+curl -sf -T "$W/www/big.bin" "$B/files/warm" -o /dev/null
+"$OBS" put "$URL" bench c-warm "$W/www/big.bin" "$CHUNK" > /dev/null
+curl -sf "$B/files/warm" -o /dev/null
+curl -sf "$B/local/big.bin" -o /dev/null
+
+declare -A R
+run() {     # side, command...: appends the figure (bytes/s) to R[side]
+    local side=$1 v
+    shift
+    v=$("$@") || { echo "objstore.sh: $side failed" >&2; exit 1; }
+    R[$side]="${R[$side]:-} ${v%.*}"
+}
+hput() { curl -sf -T "$W/www/big.bin" "$B/files/$1" -o /dev/null -w '%{speed_upload}'; }
+cput() { "$OBS" put "$URL" bench "$1" "$W/www/big.bin" "$CHUNK"; }
+lput() { curl -sf -T "$W/www/big.bin" "$B/upload" -o /dev/null -w '%{speed_upload}'; }
+hget() { curl -sf "$B/files/warm" -o /dev/null -w '%{speed_download}'; }
+cget() { "$OBS" get "$URL" bench warm; }
+lget() { curl -sf "$B/local/big.bin" -o /dev/null -w '%{speed_download}'; }
+
+for r in $(seq "$ROUNDS"); do
+    if (( r % 2 )); then order="hput cput lput hget cget lget"
+    else order="lget cget hget lput cput hput"; fi
+    for f in $order; do
+        case $f in
+            hput|cput) run "$f" "$f" "o$f$r" ;;
+            *) run "$f" "$f" ;;
+        esac
+    done
+    # each put replaced nothing (fresh names): keep the bucket small
+    for f in hput cput; do
+        curl -sf -X DELETE "$B/files/o$f$r" -o /dev/null || true
+    done
+done
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+mb() { awk -v v="$1" 'BEGIN {printf "%.0f", v / 1048576}'; }
+echo "object of $SIZE_MB MiB, chunks of $CHUNK bytes, $ROUNDS rounds (sides alternating); median MB/s [runs]"
+echo "machine: $(nproc) cores, nats-server $(nats-server --version | awk '{print $NF}'), libnats $(pkg-config --modversion libnats), nginx $(nginx -v 2>&1 | sed 's|.*/||'), code $(git rev-parse --short HEAD)"
+for pair in "PUT hput cput lput" "GET hget cget lget"; do
+    read -r what h c l <<< "$pair"
+    mh=$(median <<< "${R[$h]}"); mc=$(median <<< "${R[$c]}"); ml=$(median <<< "${R[$l]}")
+    printf '%s: HTTP through nginx %s MB/s, libnats %s MB/s, nginx local file %s MB/s; HTTP/libnats %.3f, HTTP/local %.3f\n' \
+        "$what" "$(mb "$mh")" "$(mb "$mc")" "$(mb "$ml")" \
+        "$(awk -v a="$mh" -v b="$mc" 'BEGIN {print a / b}')" \
+        "$(awk -v a="$mh" -v b="$ml" 'BEGIN {print a / b}')"
+    for s in $h $c $l; do
+        printf '  %s:' "$s"; for v in ${R[$s]}; do printf ' %s' "$(mb "$v")"; done; echo
+    done
+done
+grep -h '\[error\]\|\[alert\]' "$W/logs/error.log" | head -5 || true
+}

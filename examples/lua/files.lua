@@ -1,0 +1,234 @@
+-- An HTTP file server on a JetStream object store, through the worker's
+-- shared NATS connection (see examples/nginx.conf):
+--
+--   PUT    /files/<name>   the request body, streamed into the bucket
+--                          (201 and the object's info as JSON)
+--   GET    /files/<name>   streamed out chunk by chunk; Content-Length,
+--                          ETag (the SHA-256 digest), Content-Type (the
+--                          object's header, or what the PUT said),
+--                          If-None-Match -> 304, Range: bytes=a-b -> 206
+--   HEAD   /files/<name>   the same headers, no body
+--   DELETE /files/<name>   204
+--   GET    /files/         the list of objects, as JSON
+--
+-- No object is ever whole in memory: the body is read from
+-- ngx.req.socket() a piece at a time while the chunks go out, and a GET
+-- sends each chunk as it comes (ngx.flush(true): the next one is read
+-- once the client took this one).
+--
+-- files.serve(conn_name, bucket [, { max_size = bytes }]), in a
+-- content_by_lua* handler of a location that captures $file_name.
+
+local cjson = require "cjson.safe"
+local nats = require "resty.nats"
+
+local ngx = ngx
+local type, tostring, tonumber = type, tostring, tonumber
+local str_format = string.format
+local math_min, math_max = math.min, math.max
+
+local _M = {}
+
+local READ_PIECE = 64 * 1024        -- bytes read from the client at a time
+local DEFAULT_MAX_SIZE = 1024 * 1024 * 1024
+
+
+local function reply(status, body)
+    ngx.status = status
+    if body then
+        ngx.header["Content-Type"] = "application/json"
+        ngx.say(cjson.encode(body))
+    end
+    return ngx.exit(status)
+end
+
+
+local function store(conn_name, bucket)
+    local conn, err = nats.shared(conn_name)
+    if not conn then
+        return nil, err
+    end
+    local js
+    js, err = conn:jetstream()
+    if not js then
+        return nil, err
+    end
+    local obs = js:object_store(bucket)
+    if obs then
+        return obs
+    end
+    return js:create_object_store({ bucket = bucket })
+end
+
+
+-- PUT: the body from the client's socket, READ_PIECE bytes at a time
+local function put(obs, name, max_size)
+    local len = tonumber(ngx.var.http_content_length)
+    if not len then
+        return reply(411, { error = "Content-Length required" })
+    end
+    if len > max_size then
+        return reply(413, { error = "larger than " .. max_size .. " bytes" })
+    end
+    local sock, err = ngx.req.socket()
+    if not sock and len > 0 then
+        return reply(400, { error = "body: " .. tostring(err) })
+    end
+    local left = len
+    local headers
+    local ctype = ngx.var.http_content_type
+    if ctype then
+        headers = { ["Content-Type"] = ctype }
+    end
+    local info
+    info, err = obs:put(name, function()
+        if left == 0 then
+            return nil
+        end
+        local piece, rerr = sock:receive(math_min(READ_PIECE, left))
+        if not piece then
+            return nil, "reading the body: " .. tostring(rerr)
+        end
+        left = left - #piece
+        return piece
+    end, { headers = headers })
+    if not info then
+        return reply(502, { error = err })
+    end
+    return reply(201, info)
+end
+
+
+-- "bytes=a-b", "bytes=a-", "bytes=-n": first and last byte, or nil
+local function range(spec, size)
+    local a, b = spec:match("^bytes=(%d*)%-(%d*)$")
+    if not a or (a == "" and b == "") then
+        return nil
+    end
+    if a == "" then
+        local n = tonumber(b)
+        if n == 0 then
+            return nil
+        end
+        return math_max(0, size - n), size - 1
+    end
+    a = tonumber(a)
+    b = b == "" and size - 1 or math_min(tonumber(b), size - 1)
+    if a > b then
+        return nil
+    end
+    return a, b
+end
+
+
+local function get(obs, name, head)
+    local reader, info = obs:open(name)
+    if not reader then
+        if info == "object not found" then
+            return reply(404, { error = info })
+        end
+        return reply(502, { error = info })
+    end
+    local etag = '"' .. (info.digest or "") .. '"'
+    ngx.header["ETag"] = etag
+    ngx.header["Accept-Ranges"] = "bytes"
+    local ctype = info.headers and info.headers["Content-Type"]
+    ngx.header["Content-Type"] = type(ctype) == "string" and ctype
+                                 or "application/octet-stream"
+    if ngx.var.http_if_none_match == etag then
+        return ngx.exit(304)
+    end
+    local size = info.size
+    local first, last = 0, size - 1
+    local spec = ngx.var.http_range
+    if spec and size > 0 then
+        first, last = range(spec, size)
+        if not first then
+            ngx.header["Content-Range"] = "bytes */" .. size
+            return ngx.exit(416)
+        end
+        ngx.status = 206
+        ngx.header["Content-Range"] = str_format("bytes %d-%d/%d",
+                                                 first, last, size)
+    end
+    ngx.header["Content-Length"] = last - first + 1
+    if head or size == 0 then
+        return ngx.exit(ngx.status == 206 and 206 or 200)
+    end
+
+    -- pieces before the range are read and skipped; the read stops after
+    -- its last byte (a whole GET checks the digest at the end)
+    local pos = 0                   -- offset of the next piece
+    while pos <= last do
+        local piece, err = reader()
+        if not piece then
+            -- the headers are out: all that is left is to cut the reply
+            ngx.log(ngx.ERR, "files: reading '", name, "': ",
+                    err or "ended early")
+            return ngx.exit(444)
+        end
+        local n = #piece
+        if pos + n > first then
+            local from = math_max(first - pos, 0) + 1
+            local to = math_min(last - pos + 1, n)
+            local ok, ferr = ngx.print(from == 1 and to == n and piece
+                                       or piece:sub(from, to))
+            if ok then
+                ok, ferr = ngx.flush(true)
+            end
+            if not ok then
+                ngx.log(ngx.INFO, "files: client went away: ", ferr)
+                return ngx.exit(444)
+            end
+        end
+        pos = pos + n
+    end
+    if last == size - 1 and first == 0 then
+        -- read on to the end: nil, or the digest's verdict
+        local more, err = reader()
+        if more or err then
+            ngx.log(ngx.ERR, "files: '", name, "': ", err or "longer than said")
+            return ngx.exit(444)
+        end
+    end
+    return ngx.exit(ngx.status)
+end
+
+
+function _M.serve(conn_name, bucket, opts)
+    local obs, err = store(conn_name, bucket)
+    if not obs then
+        return reply(503, { error = err })
+    end
+    local name = ngx.var.file_name
+    local method = ngx.req.get_method()
+    if name == nil or name == "" then
+        if method ~= "GET" then
+            return reply(405, { error = "GET only" })
+        end
+        local list
+        list, err = obs:list()
+        if not list then
+            return reply(502, { error = err })
+        end
+        return reply(200, list)
+    end
+    name = ngx.unescape_uri(name)
+    if method == "PUT" then
+        return put(obs, name, opts and opts.max_size or DEFAULT_MAX_SIZE)
+    elseif method == "GET" or method == "HEAD" then
+        return get(obs, name, method == "HEAD")
+    elseif method == "DELETE" then
+        local ok
+        ok, err = obs:delete(name)
+        if not ok then
+            return reply(err == "object not found" and 404 or 502,
+                         { error = err })
+        end
+        return ngx.exit(204)
+    end
+    return reply(405, { error = "PUT, GET, HEAD or DELETE" })
+end
+
+
+return _M

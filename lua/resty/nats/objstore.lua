@@ -1,0 +1,879 @@
+-- Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
+--
+-- resty.nats.objstore: JetStream object stores (ADR-20), over either kind
+-- of connection (js:create_object_store, js:object_store). A bucket is the
+-- stream OBJ_<bucket>; an object is its chunks, on $O.<bucket>.C.<nuid>
+-- (a fresh nuid a put), and its meta, a JSON message on
+-- $O.<bucket>.M.<name as padded base64url> rolled up to its last one.
+-- The layout is the official clients' own: they read our objects and we
+-- read theirs. Objects go in and out piece by piece (a put from a
+-- function, a read through open), never whole in memory; the SHA-256 of
+-- the bytes is kept in the meta and checked on reading.
+
+local jetstream = require "resty.nats.jetstream"
+local api, new_inbox = jetstream.api, jetstream.new_inbox
+local check_bucket = jetstream.check_bucket
+local jsjson = require "resty.nats.jetstream.json"
+local encode, decode = jsjson.encode, jsjson.decode
+local sha256 = require "resty.nats.jetstream.sha256"
+local watch = require "resty.nats.jetstream.watch"
+local feed_open = require("resty.nats.jetstream.feed").open
+local token = require("resty.nats.frame").token
+local now_ms = require("resty.nats.settings").now_ms
+
+local ngx = ngx
+local encode_base64, decode_base64 = ngx.encode_base64, ngx.decode_base64
+local ngx_log, ngx_WARN = ngx.log, ngx.WARN
+local type, tostring = type, tostring
+local pairs, ipairs, next = pairs, ipairs, next
+local setmetatable, error = setmetatable, error
+local str_find, str_sub, str_gsub = string.find, string.sub, string.gsub
+local str_format = string.format
+local tab_concat = table.concat
+local math_floor, math_max = math.floor, math.max
+local os_date = os.date
+
+
+local _M = {}
+
+local Obs = {}
+local obs_mt = { __index = Obs }
+
+local DEFAULT_CHUNK_SIZE = 128 * 1024
+-- a put keeps at most this many bytes of chunks waiting for their
+-- acknowledgements (and at least 2 chunks)
+local MAX_UNACKED_BYTES = 2 * 1024 * 1024
+local NUID_LEN = 22
+local DIGEST_PREFIX = "SHA-256="
+local ERR_STREAM_NOT_FOUND = 10059
+local ERR_NO_MESSAGE = 10037
+
+
+-- nil, err, and the server's error code where there is one
+local function fail(err, code)
+    if code then
+        return nil, err, code
+    end
+    return nil, err
+end
+
+
+---------------------------------------------------------------------------
+-- names and encodings
+
+-- base64url with its padding: what the official clients use for the
+-- names in meta subjects and for digests
+local function b64url(s)
+    return (str_gsub(encode_base64(s), "[+/]", { ["+"] = "-", ["/"] = "_" }))
+end
+
+
+local function unb64url(s)
+    s = str_gsub(s, "[-_]", { ["-"] = "+", ["_"] = "/" })
+    local pad = #s % 4
+    if pad == 2 then
+        s = s .. "=="
+    elseif pad == 3 then
+        s = s .. "="
+    end
+    return decode_base64(s)
+end
+
+
+local function check_name(name)
+    if type(name) ~= "string" or name == "" then
+        return nil, "object name must be a non-empty string"
+    end
+    return true
+end
+
+
+local function meta_subject(obs, name)
+    return "$O." .. obs.bucket .. ".M." .. b64url(name)
+end
+
+
+local function chunk_subject(obs, nuid)
+    return "$O." .. obs.bucket .. ".C." .. nuid
+end
+
+
+-- RFC 3339 (UTC, ns) of a time in ns since the epoch
+local function rfc3339(ns)
+    local s = math_floor(ns / 1e9)
+    local frac = math_max(0, math_floor(ns - s * 1e9))
+    return os_date("!%Y-%m-%dT%H:%M:%S", s) .. str_format(".%09dZ", frac)
+end
+
+
+local function now_rfc3339()
+    ngx.update_time()
+    return rfc3339(ngx.now() * 1e9)
+end
+
+
+-- headers of a meta (Go's http.Header: every value a list) as message
+-- headers are given to Lua: one value a string, several a list
+local function headers_in(h)
+    if type(h) ~= "table" or next(h) == nil then
+        return nil
+    end
+    local out = {}
+    for k, v in pairs(h) do
+        if type(v) == "table" then
+            if #v == 1 then
+                out[k] = v[1]
+            elseif #v > 1 then
+                out[k] = v
+            end
+        else
+            out[k] = tostring(v)
+        end
+    end
+    return out
+end
+
+
+local function headers_out(h)
+    if h == nil then
+        return nil
+    end
+    local out = {}
+    for k, v in pairs(h) do
+        if type(k) ~= "string" or str_find(k, "[%s%c:]") or k == "" then
+            return nil, "invalid header name: " .. tostring(k)
+        end
+        if type(v) == "table" then
+            local list = {}
+            for i, x in ipairs(v) do
+                list[i] = tostring(x)
+            end
+            out[k] = list
+        else
+            out[k] = { tostring(v) }
+        end
+    end
+    return out
+end
+
+
+-- the info a caller sees of a meta (the decoded JSON) and its time
+local function info_of(meta, mtime)
+    local opts = type(meta.options) == "table" and meta.options or nil
+    local link
+    if opts and type(opts.link) == "table" then
+        link = { bucket = opts.link.bucket, name = opts.link.name }
+    end
+    return {
+        bucket = meta.bucket, name = meta.name, size = meta.size or 0,
+        chunks = meta.chunks or 0, digest = meta.digest, nuid = meta.nuid,
+        mtime = mtime or meta.mtime, description = meta.description,
+        headers = headers_in(meta.headers),
+        metadata = type(meta.metadata) == "table" and meta.metadata or nil,
+        deleted = meta.deleted == true,
+        options = {
+            link = link,
+            max_chunk_size = opts and opts.max_chunk_size or nil,
+        },
+    }
+end
+
+
+-- the JSON of a meta, as the official clients write it
+local function meta_json(info)
+    local opts
+    if info.options.link or info.options.max_chunk_size then
+        opts = { link = info.options.link,
+                 max_chunk_size = info.options.max_chunk_size }
+    end
+    local hdrs, err = headers_out(info.headers)
+    if err then
+        return nil, err
+    end
+    return encode({
+        name = info.name, description = info.description, headers = hdrs,
+        options = opts, metadata = info.metadata, bucket = info.bucket,
+        nuid = info.nuid, size = info.size, chunks = info.chunks,
+        digest = info.digest, deleted = info.deleted or nil,
+        mtime = info.mtime,
+    })
+end
+
+
+---------------------------------------------------------------------------
+-- buckets
+
+local function new_obs(js, bucket)
+    return setmetatable({ bucket = bucket, _js = js,
+                          _stream = "OBJ_" .. bucket }, obs_mt)
+end
+
+
+function _M.create(js, cfg)
+    if type(cfg) ~= "table" then
+        error("bad argument #1 to 'create_object_store' (table expected, "
+              .. "got " .. type(cfg) .. ")", 3)
+    end
+    local ok, err = check_bucket(cfg.bucket)
+    if not ok then
+        return nil, err
+    end
+    if cfg.ttl ~= nil and (type(cfg.ttl) ~= "number" or cfg.ttl < 0) then
+        return nil, "ttl must be a number of seconds >= 0"
+    end
+    if cfg.metadata ~= nil and type(cfg.metadata) ~= "table" then
+        return nil, "metadata must be a table"
+    end
+    local bucket = cfg.bucket
+    local stream = {
+        name = "OBJ_" .. bucket,
+        description = cfg.description,
+        subjects = { "$O." .. bucket .. ".C.>", "$O." .. bucket .. ".M.>" },
+        max_age = cfg.ttl and cfg.ttl * 1e9 or 0,
+        max_bytes = cfg.max_bytes or -1,
+        storage = cfg.storage or "file",
+        num_replicas = cfg.replicas or 1,
+        discard = "new",
+        allow_rollup_hdrs = true,
+        allow_direct = true,
+        metadata = cfg.metadata,
+    }
+    local info, code
+    info, err, code = api(js, "STREAM.CREATE." .. stream.name, stream)
+    if not info then
+        return fail(err, code)
+    end
+    return new_obs(js, bucket)
+end
+
+
+function _M.open(js, bucket)
+    local ok, err = check_bucket(bucket)
+    if not ok then
+        return nil, err
+    end
+    local info, code
+    info, err, code = api(js, "STREAM.INFO.OBJ_" .. bucket)
+    if not info then
+        if code == ERR_STREAM_NOT_FOUND then
+            return nil, "object store not found", code
+        end
+        return fail(err, code)
+    end
+    return new_obs(js, bucket)
+end
+
+
+function _M.delete(js, bucket)
+    local ok, err = check_bucket(bucket)
+    if not ok then
+        return nil, err
+    end
+    local resp, code
+    resp, err, code = api(js, "STREAM.DELETE.OBJ_" .. bucket)
+    if not resp then
+        if code == ERR_STREAM_NOT_FOUND then
+            return nil, "object store not found", code
+        end
+        return fail(err, code)
+    end
+    return resp.success == true
+end
+
+
+-- status(): what the bucket is and holds
+function Obs.status(obs)
+    local si, err, code = api(obs._js, "STREAM.INFO." .. obs._stream)
+    if not si then
+        return fail(err, code)
+    end
+    local cfg, state = si.config or {}, si.state or {}
+    return {
+        bucket = obs.bucket, description = cfg.description,
+        ttl = (cfg.max_age or 0) / 1e9, storage = cfg.storage,
+        replicas = cfg.num_replicas, max_bytes = cfg.max_bytes,
+        size = state.bytes or 0, sealed = cfg.sealed == true,
+        metadata = cfg.metadata, backing_store = "JetStream",
+    }
+end
+
+
+-- seal(): no change to the bucket any more
+function Obs.seal(obs)
+    local si, err, code = api(obs._js, "STREAM.INFO." .. obs._stream)
+    if not si then
+        return fail(err, code)
+    end
+    local cfg = si.config
+    cfg.sealed = true
+    si, err, code = api(obs._js, "STREAM.UPDATE." .. obs._stream, cfg)
+    if not si then
+        return fail(err, code)
+    end
+    return true
+end
+
+
+---------------------------------------------------------------------------
+-- metas
+
+-- the meta of name, deleted or not: info, or nil, "object not found"
+local function last_meta(obs, name)
+    local resp, err, code = api(obs._js, "STREAM.MSG.GET." .. obs._stream,
+                                { last_by_subj = meta_subject(obs, name) })
+    if not resp then
+        if code == ERR_NO_MESSAGE then
+            return nil, "object not found"
+        end
+        return fail(err, code)
+    end
+    local m = resp.message
+    local meta = type(m) == "table" and m.data
+                 and decode(decode_base64(m.data) or "")
+    if type(meta) ~= "table" then
+        return nil, "bad object meta"
+    end
+    return info_of(meta, m.time)
+end
+
+
+-- info(name): the object's info; nil, "object not found" when there is
+-- none or it was deleted
+function Obs.info(obs, name)
+    local ok, err = check_name(name)
+    if not ok then
+        return nil, err
+    end
+    local info, code
+    info, err, code = last_meta(obs, name)
+    if not info then
+        return fail(err, code)
+    end
+    if info.deleted then
+        return nil, "object not found"
+    end
+    return info
+end
+
+
+-- publishes info as the meta of its name (it replaces the one before)
+local function put_meta(obs, info)
+    local body, err = meta_json(info)
+    if not body then
+        return nil, err
+    end
+    return obs._js:publish(meta_subject(obs, info.name), body,
+                           { headers = { ["Nats-Rollup"] = "sub" } })
+end
+
+
+local function purge_chunks(obs, nuid)
+    return obs._js:purge_stream(obs._stream,
+                                { subject = chunk_subject(obs, nuid) })
+end
+
+
+---------------------------------------------------------------------------
+-- put
+
+-- the acknowledgements of a put's chunks: a subscription of its own
+-- (replies to <inbox>.<n>), read when too many are in flight
+local function await_acks(acks, until_left, timeout)
+    while acks.pending > until_left do
+        local m, err = acks.sub:next(timeout)
+        if not m then
+            if err == "timeout" then
+                return nil, "timeout waiting for a chunk's acknowledgement"
+            end
+            return nil, err
+        end
+        if m.status == 503 then
+            return nil, "no responders: is the bucket gone?"
+        end
+        local ack = decode(m.payload)
+        if type(ack) ~= "table" then
+            return nil, "bad acknowledgement: " .. str_sub(m.payload, 1, 200)
+        end
+        if ack.error then
+            return nil, ack.error.description
+                        or "error " .. tostring(ack.error.code)
+        end
+        acks.pending = acks.pending - 1
+    end
+    return true
+end
+
+
+-- a source (a string, or a function giving the pieces) as a function
+local function pieces(source)
+    if type(source) == "string" then
+        local done = false
+        return function()
+            if done then
+                return nil
+            end
+            done = true
+            return source
+        end
+    end
+    return source
+end
+
+
+local function check_put_opts(opts)
+    if opts == nil then
+        return DEFAULT_CHUNK_SIZE
+    end
+    if type(opts) ~= "table" then
+        error("bad argument #3 to 'put' (table expected, got "
+              .. type(opts) .. ")", 3)
+    end
+    local size = opts.chunk_size or DEFAULT_CHUNK_SIZE
+    if type(size) ~= "number" or size < 1 or size % 1 ~= 0 then
+        error("bad 'chunk_size' option to 'put' (a positive integer "
+              .. "expected)", 3)
+    end
+    if opts.headers ~= nil and type(opts.headers) ~= "table" then
+        error("bad 'headers' option to 'put' (table expected)", 3)
+    end
+    if opts.metadata ~= nil and type(opts.metadata) ~= "table" then
+        error("bad 'metadata' option to 'put' (table expected)", 3)
+    end
+    return size
+end
+
+
+-- sends the chunks of source (on subject), at most window unacknowledged;
+-- returns the hash's digest, the size and the chunk count, or nil, err
+local function send_chunks(obs, subject, source, chunk_size, acks)
+    local js = obs._js
+    local conn = js._conn
+    local h, err = sha256.new()
+    if not h then
+        return nil, err
+    end
+    local window = math_max(2, math_floor(MAX_UNACKED_BYTES / chunk_size))
+    local size, nchunks = 0, 0
+    local held, nheld = {}, 0       -- pieces not sent yet, their bytes
+
+    local function send(chunk)
+        h:update(chunk)
+        nchunks = nchunks + 1
+        size = size + #chunk
+        local ok, e = conn:publish(subject, chunk,
+                                   { reply_to = acks.inbox .. "." .. nchunks })
+        if not ok then
+            return nil, e
+        end
+        acks.pending = acks.pending + 1
+        return await_acks(acks, window - 1, js._timeout)
+    end
+
+    local next_piece = pieces(source)
+    while true do
+        local piece, perr = next_piece()
+        if piece == nil then
+            if perr ~= nil then
+                return nil, "source: " .. tostring(perr)
+            end
+            break
+        end
+        if type(piece) ~= "string" then
+            return nil, "source returned a " .. type(piece)
+                        .. ", not a string"
+        end
+        -- whole chunks out of what is held and this piece
+        local pos, len = 1, #piece
+        while nheld + len - pos + 1 >= chunk_size do
+            local take = chunk_size - nheld
+            local chunk = str_sub(piece, pos, pos + take - 1)
+            pos = pos + take
+            if nheld > 0 then
+                held[#held + 1] = chunk
+                chunk = tab_concat(held)
+                held, nheld = {}, 0
+            end
+            local ok, e = send(chunk)
+            if not ok then
+                return nil, e
+            end
+        end
+        if pos <= len then
+            local rest = str_sub(piece, pos)
+            held[#held + 1] = rest
+            nheld = nheld + #rest
+        end
+    end
+    if nheld > 0 then
+        local ok, e = send(tab_concat(held))
+        if not ok then
+            return nil, e
+        end
+    end
+    local ok, e = await_acks(acks, 0, js._timeout)
+    if not ok then
+        return nil, e
+    end
+    local digest
+    digest, e = h:final()
+    if not digest then
+        return nil, e
+    end
+    return digest, size, nchunks
+end
+
+
+-- put(name, source [, opts]): the object's info once its chunks and meta
+-- are stored. A put that fails leaves nothing of it: its chunks are purged
+-- and the object, if there was one, stays as it was.
+function Obs.put(obs, name, source, opts)
+    local ok, err = check_name(name)
+    if not ok then
+        return nil, err
+    end
+    local st = type(source)
+    if st ~= "string" and st ~= "function" then
+        error("bad argument #2 to 'put' (string or function expected, got "
+              .. st .. ")", 2)
+    end
+    local chunk_size = check_put_opts(opts)
+    opts = opts or {}
+    local hdrs
+    hdrs, err = headers_out(opts.headers)
+    if err then
+        return nil, err
+    end
+
+    -- the object this one replaces (its chunks go once this one is in)
+    local old, code
+    old, err, code = last_meta(obs, name)
+    if not old and err ~= "object not found" then
+        return fail(err, code)
+    end
+
+    local nuid = token(NUID_LEN)
+    local inbox
+    inbox, err = new_inbox()
+    if not nuid or not inbox then
+        return nil, err or "no randomness for the object's nuid"
+    end
+    local sub
+    sub, err = obs._js._conn:_subscribe(inbox .. ".*")
+    if not sub then
+        return nil, err
+    end
+    local acks = { sub = sub, inbox = inbox, pending = 0 }
+    local digest, size, nchunks = send_chunks(obs, chunk_subject(obs, nuid),
+                                              source, chunk_size, acks)
+    sub:unsubscribe()
+
+    local info
+    if digest then
+        info = {
+            bucket = obs.bucket, name = name, nuid = nuid, size = size,
+            chunks = nchunks, digest = DIGEST_PREFIX .. b64url(digest),
+            mtime = now_rfc3339(), description = opts.description,
+            headers = headers_in(hdrs), metadata = opts.metadata,
+            deleted = false, options = { max_chunk_size = chunk_size },
+        }
+        ok, err, code = put_meta(obs, info)
+    else
+        ok, err = nil, size
+    end
+    if not ok then
+        local purged, perr = purge_chunks(obs, nuid)
+        if not purged then
+            ngx_log(ngx_WARN, "nats: object store '", obs.bucket,
+                    "': the chunks of a failed put of '", name,
+                    "' were not purged: ", perr)
+        end
+        return fail(err, code)
+    end
+
+    if old and not old.deleted and old.nuid and old.nuid ~= nuid
+       and not old.options.link
+    then
+        local purged, perr = purge_chunks(obs, old.nuid)
+        if not purged then
+            ngx_log(ngx_WARN, "nats: object store '", obs.bucket,
+                    "': the old chunks of '", name, "' were not purged: ",
+                    perr)
+        end
+    end
+    return info
+end
+
+
+---------------------------------------------------------------------------
+-- reading (resty.nats.jetstream.feed: in order, at the reader's pace)
+
+-- the object name stands for: the bucket it is in and its info, links
+-- followed
+local function resolve(obs, name)
+    local info, err, code = Obs.info(obs, name)
+    if not info then
+        return fail(err, code)
+    end
+    local link = info.options.link
+    if not link then
+        return obs, info
+    end
+    if type(link.name) ~= "string" or link.name == "" then
+        return nil, "object is a link to a bucket"
+    end
+    local target = obs
+    if link.bucket ~= obs.bucket then
+        target, err, code = _M.open(obs._js, link.bucket)
+        if not target then
+            return fail(err, code)
+        end
+    end
+    info, err, code = Obs.info(target, link.name)
+    if not info then
+        return fail(err, code)
+    end
+    if info.options.link then
+        return nil, "object is a link to a link"
+    end
+    return target, info
+end
+
+
+-- open(name): reader, info. reader() returns the next piece (a chunk),
+-- nil at the end, or nil, err (the digest is checked before the last
+-- piece is returned: a piece that does not match is never returned)
+function Obs.open(obs, name)
+    local ok, err = check_name(name)
+    if not ok then
+        return nil, err
+    end
+    local target, info, code = resolve(obs, name)
+    if not target then
+        return fail(info, code)
+    end
+    local size = info.size
+    local want
+    if size > 0 then
+        local d = type(info.digest) == "string"
+                  and str_sub(info.digest, 1, #DIGEST_PREFIX) == DIGEST_PREFIX
+                  and unb64url(str_sub(info.digest, #DIGEST_PREFIX + 1))
+        if not d or #d ~= 32 then
+            return nil, "bad digest in the object's meta: "
+                        .. tostring(info.digest)
+        end
+        want = d
+    end
+    local feed, h
+    local got = 0
+    local failed          -- the error, once there was one
+    local finished = size == 0
+
+    local function abort(e)
+        failed = e
+        if feed then
+            feed:close()
+        end
+        return nil, e
+    end
+
+    local function reader()
+        if failed then
+            return nil, failed
+        end
+        if finished then
+            return nil
+        end
+        if not feed then
+            local e, c
+            local csize = info.options.max_chunk_size
+                          or math_floor(size / math_max(info.chunks, 1))
+            feed, e, c = feed_open(target._js, target._stream,
+                                   chunk_subject(target, info.nuid),
+                                   { count = info.chunks, msg_size = csize })
+            if not feed then
+                return abort(e or c)
+            end
+            h, e = sha256.new()
+            if not h then
+                return abort(e)
+            end
+        end
+        local m, e = feed:next()
+        if not m then
+            if e == "end" then
+                return abort("the object has fewer bytes than its meta says")
+            end
+            return abort(e == "timeout" and "timeout reading the object" or e)
+        end
+        local piece = m.payload
+        got = got + #piece
+        if got > size then
+            return abort("the object has more bytes than its meta says")
+        end
+        h:update(piece)
+        if got == size then
+            finished = true
+            feed:close()
+            if h:final() ~= want then
+                return abort("digest does not match")
+            end
+        end
+        return piece
+    end
+
+    return reader, info
+end
+
+
+-- get(name): the whole object and its info
+function Obs.get(obs, name)
+    local reader, info = Obs.open(obs, name)
+    if not reader then
+        return nil, info
+    end
+    local parts = {}
+    while true do
+        local piece, err = reader()
+        if not piece then
+            if err then
+                return nil, err
+            end
+            break
+        end
+        parts[#parts + 1] = piece
+    end
+    return tab_concat(parts), info
+end
+
+
+-- delete(name): the meta marked deleted, the chunks purged
+function Obs.delete(obs, name)
+    local ok, err = check_name(name)
+    if not ok then
+        return nil, err
+    end
+    local info, code
+    info, err, code = last_meta(obs, name)
+    if not info then
+        return fail(err, code)
+    end
+    if info.deleted then
+        return nil, "object not found"
+    end
+    info.deleted = true
+    info.size, info.chunks, info.digest = 0, 0, nil
+    info.mtime = now_rfc3339()
+    ok, err, code = put_meta(obs, info)
+    if not ok then
+        return fail(err, code)
+    end
+    if not info.options.link then
+        ok, err, code = purge_chunks(obs, info.nuid)
+        if not ok then
+            return fail(err, code)
+        end
+    end
+    return true
+end
+
+
+-- list(): the infos of the live objects
+function Obs.list(obs)
+    local feed, err, code = feed_open(obs._js, obs._stream,
+                                      "$O." .. obs.bucket .. ".M.>",
+                                      { policy = "last_per_subject" })
+    if not feed then
+        return fail(err, code)
+    end
+    local list = {}
+    while true do
+        local m, md = feed:next()
+        if not m then
+            feed:close()
+            if md == "end" then
+                return list
+            end
+            return nil, md
+        end
+        local meta = decode(m.payload)
+        if type(meta) == "table" and meta.deleted ~= true then
+            list[#list + 1] = info_of(meta, rfc3339(md.timestamp))
+        end
+    end
+end
+
+
+-- add_link(name, target): name stands for target (a name in this bucket,
+-- or an info of any bucket's object); get and open follow it
+function Obs.add_link(obs, name, target)
+    local ok, err = check_name(name)
+    if not ok then
+        return nil, err
+    end
+    local tinfo, code
+    if type(target) == "string" then
+        tinfo, err, code = Obs.info(obs, target)
+        if not tinfo then
+            return fail(err, code)
+        end
+    elseif type(target) == "table" and type(target.name) == "string"
+           and type(target.bucket) == "string"
+    then
+        tinfo = target
+    else
+        error("bad argument #2 to 'add_link' (an object name or info "
+              .. "expected)", 2)
+    end
+    if tinfo.deleted then
+        return nil, "not allowed to link to a deleted object"
+    end
+    if tinfo.options and tinfo.options.link then
+        return nil, "not allowed to link to another link"
+    end
+    local old
+    old, err, code = last_meta(obs, name)
+    if old then
+        if not old.deleted and not old.options.link then
+            return nil, "an object already exists with that name"
+        end
+    elseif err ~= "object not found" then
+        return fail(err, code)
+    end
+    local nuid = token(NUID_LEN)
+    if not nuid then
+        return nil, "no randomness for the link's nuid"
+    end
+    local info = {
+        bucket = obs.bucket, name = name, nuid = nuid, size = 0, chunks = 0,
+        mtime = now_rfc3339(), deleted = false,
+        options = { link = { bucket = tinfo.bucket, name = tinfo.name } },
+    }
+    ok, err, code = put_meta(obs, info)
+    if not ok then
+        return fail(err, code)
+    end
+    return info
+end
+
+
+
+-- watch(callback): shared connections only. callback(info) with the info
+-- of each object of the bucket (deleted ones too: info.deleted) first,
+-- then with every change, in order (in a timer, as the callbacks of
+-- conn:subscribe); watcher:stop() ends it
+function Obs.watch(obs, callback)
+    if type(callback) ~= "function" then
+        error("bad argument #1 to 'watch' (function expected)", 2)
+    end
+    return watch.new(obs._js, obs._stream, "$O." .. obs.bucket .. ".M.>",
+                     "object store watch of bucket '" .. obs.bucket .. "'",
+                     function(m, md)
+        local meta = decode(m.payload)
+        if type(meta) == "table" then
+            callback(info_of(meta, md.timestamp and rfc3339(md.timestamp)))
+        end
+    end)
+end
+
+
+return _M

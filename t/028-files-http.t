@@ -1,0 +1,227 @@
+# vim:set ft= ts=4 sw=4 et:
+# The file-server example (examples/lua/files.lua, as examples/nginx.conf
+# uses it) on a JetStream object store, with a raw HTTP client: a PUT of a
+# body larger than client_body_buffer_size streamed into the bucket, GET
+# (Content-Length, ETag, Content-Type, the bytes), HEAD, If-None-Match ->
+# 304, Range -> 206 (and 416), 404, 411, 413, DELETE, the list.
+
+use lib 't/lib';
+use TestNats;
+use NatsServer;
+
+my $js = NatsServer->start(name => 'files', conf => <<'CONF');
+listen: 127.0.0.1:$port
+jetstream {
+    store_dir: "$dir/store"
+    max_memory_store: 64MB
+    max_file_store: 256MB
+}
+CONF
+$ENV{TEST_NGINX_JS_PORT} = $js->port;
+
+repeat_each(1);
+plan tests => plan_tests();
+no_long_string();
+
+our $Path = "$RepoRoot/examples/lua/?.lua;$LuaPackagePath";
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("timeout", 30);
+    $block->set_value("request", "GET /t");
+    $block->set_value("http_config", <<CONF);
+    lua_package_path "$Path";
+    init_by_lua_block {
+        t028 = {}
+        -- one request by hand (HTTP/1.0): status, headers (lower-case
+        -- names), body
+        function t028.http(method, path, headers, body)
+            local s = ngx.socket.tcp()
+            s:settimeout(10000)
+            assert(s:connect("127.0.0.1", ngx.var.server_port))
+            local req = { method .. " " .. path .. " HTTP/1.0\\r\\nHost: x\\r\\n" }
+            for k, v in pairs(headers or {}) do
+                req[#req + 1] = k .. ": " .. v .. "\\r\\n"
+            end
+            if body then
+                req[#req + 1] = "Content-Length: " .. #body .. "\\r\\n"
+            end
+            req[#req + 1] = "\\r\\n"
+            assert(s:send(table.concat(req)))
+            if body then
+                -- in pieces, as a client on a slow link would
+                for i = 1, #body, 50000 do
+                    assert(s:send(body:sub(i, i + 49999)))
+                end
+            end
+            local raw = assert(s:receive("*a"))
+            s:close()
+            local head, rest = raw:match("^(.-)\\r\\n\\r\\n(.*)\$")
+            local status = tonumber(head:match("^HTTP/1%.%d (%d+)"))
+            local h = {}
+            for k, v in head:gmatch("\\r\\n([^:]+): ([^\\r]*)") do
+                h[k:lower()] = v
+            end
+            return status, h, rest
+        end
+        -- the same, the body without its last newline
+        function t028.text(...)
+            local status, h, body = t028.http(...)
+            return status, h, (body:gsub("\\n\$", ""))
+        end
+        function t028.bytes(n)
+            local t = {}
+            for i = 0, 255 do t[#t + 1] = string.char((i * 7) % 256) end
+            return string.rep(table.concat(t), n)
+        end
+    }
+    init_worker_by_lua_block {
+        local nats = require "resty.nats"
+        assert(nats.shared("demo", { port = \$TEST_NGINX_JS_PORT }))
+    }
+CONF
+    my $config = $block->config // '';
+    $block->set_value("config", <<'CONF' . $config);
+    location ~ ^/files/(?<file_name>.*)$ {
+        client_max_body_size 0;
+        client_body_buffer_size 8k;
+        content_by_lua_block {
+            require("files").serve("demo", "t028", { max_size = 20000000 })
+        }
+    }
+CONF
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: PUT a body larger than client_body_buffer_size, GET, HEAD, If-None-Match, Range, list, DELETE, 404
+--- config
+    location = /t {
+        content_by_lua_block {
+            local cjson = require "cjson"
+            local data = t028.bytes(1200)        -- 307200 bytes
+            local st, h, body = t028.http("PUT", "/files/docs%2Fa.bin",
+                                          { ["Content-Type"] = "application/x-t028" }, data)
+            local info = cjson.decode(body)
+            ngx.say("PUT: ", st, " ", info.name, " ", info.size, " ", info.chunks)
+
+            st, h, body = t028.http("GET", "/files/docs%2Fa.bin")
+            ngx.say("GET: ", st, " ", h["content-length"], " ", h["content-type"], " ",
+                    h["etag"] == '"' .. info.digest .. '"', " ", body == data)
+
+            st, h, body = t028.http("HEAD", "/files/docs%2Fa.bin")
+            ngx.say("HEAD: ", st, " ", h["content-length"], " [", body, "]")
+
+            st, h, body = t028.http("GET", "/files/docs%2Fa.bin",
+                                    { ["If-None-Match"] = h["etag"] })
+            ngx.say("If-None-Match: ", st, " [", body, "]")
+
+            st, h, body = t028.http("GET", "/files/docs%2Fa.bin",
+                                    { Range = "bytes=131000-131099" })
+            ngx.say("Range: ", st, " ", h["content-range"], " ", h["content-length"], " ",
+                    body == data:sub(131001, 131100))
+            st, h, body = t028.http("GET", "/files/docs%2Fa.bin", { Range = "bytes=-10" })
+            ngx.say("suffix: ", st, " ", h["content-range"], " ", body == data:sub(-10))
+            st, h, body = t028.http("GET", "/files/docs%2Fa.bin", { Range = "bytes=307200-" })
+            ngx.say("past the end: ", st, " ", h["content-range"])
+
+            st, h, body = t028.http("PUT", "/files/small.txt", nil, "hello")
+            st, h, body = t028.http("GET", "/files/")
+            local names = {}
+            for _, i in ipairs(cjson.decode(body)) do names[#names + 1] = i.name end
+            table.sort(names)
+            ngx.say("list: ", st, " ", table.concat(names, " "))
+
+            st = t028.http("DELETE", "/files/small.txt")
+            ngx.say("DELETE: ", st)
+            st, h, body = t028.text("GET", "/files/small.txt")
+            ngx.say("GET deleted: ", st, " ", body)
+            st = t028.http("DELETE", "/files/small.txt")
+            ngx.say("DELETE again: ", st)
+            st, h, body = t028.http("GET", "/files/nope")
+            ngx.say("missing: ", st)
+            st, h, body = t028.text("PUT", "/files/huge", { ["Content-Length"] = 20000001 })
+            ngx.say("too large: ", st, " ", body)
+            st, h, body = t028.http("PUT", "/files/empty", nil, "")
+            st, h, body = t028.http("GET", "/files/empty")
+            ngx.say("empty: ", st, " ", h["content-length"], " [", body, "]")
+        }
+    }
+--- response_body
+PUT: 201 docs/a.bin 307200 3
+GET: 200 307200 application/x-t028 true true
+HEAD: 200 307200 []
+If-None-Match: 304 []
+Range: 206 bytes 131000-131099/307200 100 true
+suffix: 206 bytes 307190-307199/307200 true
+past the end: 416 bytes */307200
+list: 200 docs/a.bin small.txt
+DELETE: 204
+GET deleted: 404 {"error":"object not found"}
+DELETE again: 404
+missing: 404
+too large: 413 {"error":"larger than 20000000 bytes"}
+empty: 200 0 []
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: memory: 16 concurrent downloads of a 16 MiB object grow the worker's peak RSS by less than 64 MiB; every byte arrives (the digest checked by the server)
+--- config
+    location = /t {
+        content_by_lua_block {
+            local mem = require "t_mem"
+            local data = t028.bytes(65536)          -- 16 MiB
+            local st = t028.http("PUT", "/files/big16", nil, data)
+            ngx.say("PUT: ", st)
+            data = nil
+            mem.reset_peak()
+            local rss0 = mem.kib("VmRSS")
+            -- each client reads the body in pieces and keeps none
+            local function download()
+                local s = ngx.socket.tcp()
+                s:settimeout(20000)
+                assert(s:connect("127.0.0.1", ngx.var.server_port))
+                assert(s:send("GET /files/big16 HTTP/1.0\r\nHost: x\r\n\r\n"))
+                local status = assert(s:receive("*l")):match(" (%d+) ")
+                repeat
+                    local line = assert(s:receive("*l"))
+                until line == ""
+                local total = 0
+                while true do
+                    local piece, err, partial = s:receive(65536)
+                    piece = piece or partial
+                    if piece then
+                        total = total + #piece
+                    end
+                    if err then break end
+                end
+                s:close()
+                return status, total
+            end
+            local threads = {}
+            for i = 1, 16 do threads[i] = ngx.thread.spawn(download) end
+            local ok_all = true
+            for i = 1, 16 do
+                local ok, status, total = ngx.thread.wait(threads[i])
+                if not ok or status ~= "200" or total ~= 16777216 then
+                    ok_all = false
+                    ngx.say("download ", i, ": ", tostring(status), " ", tostring(total))
+                end
+            end
+            ngx.say("16 downloads complete: ", ok_all)
+            local grown = mem.kib("VmHWM") - rss0
+            ngx.log(ngx.NOTICE, "t028: peak RSS grew by ", grown, " KiB")
+            ngx.say("peak RSS growth under 64 MiB: ", grown < 65536)
+            t028.http("DELETE", "/files/big16")
+        }
+    }
+--- response_body
+PUT: 201
+16 downloads complete: true
+peak RSS growth under 64 MiB: true
+--- no_error_log
+[error]
