@@ -14,7 +14,8 @@
 #
 # curl is the HTTP client (its speed_upload / speed_download). The sides
 # take turns going first, ROUNDS times; it prints the median MB/s of each
-# and the ratios. Knobs: SIZE_MB=64, CHUNK=131072, ROUNDS=5, BUILD_DIR.
+# and the ratios. Knobs: SIZE_MB=64, CHUNK=131072, ROUNDS=5, BUILD_DIR;
+# PERF=FILE: instead, perf record -g of the worker during 5 GETs.
 {
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,8 +27,8 @@ BUILD_DIR=$(realpath -m "${BUILD_DIR:-build}")
 
 bash scripts/deps.sh > /dev/null
 cmake -S . -B "$BUILD_DIR" -DRESTY_NATS_BUILD_BENCH=ON > /dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target obs_bench \
-    ngx_http_lua_nats_module > /dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target obs_bench nginx_module \
+    lua_module > /dev/null
 command -v curl > /dev/null || { echo "objstore.sh: curl is missing" >&2; exit 1; }
 
 free_port() {
@@ -49,6 +50,10 @@ trap cleanup EXIT
 
 mkdir -p "$W/logs" "$W/conf" "$W/www" "$W/body"
 head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom > "$W/www/big.bin"
+# the workers (user nobody when nginx starts as root) read and write here
+chmod 755 "$W" "$W/www"
+chmod 644 "$W/www/big.bin"
+chmod 777 "$W/body"
 M=$BUILD_DIR/modules
 cat > "$W/conf/nginx.conf" <<EOC
 load_module $M/ndk_http_module.so;
@@ -98,10 +103,23 @@ B=http://127.0.0.1:$HTTP_PORT
 OBS=$BUILD_DIR/bench/obs_bench
 
 # the bucket (file storage, as a real one), and a warm-up of every path
-curl -sf -T "$W/www/big.bin" "$B/files/warm" -o /dev/null
-"$OBS" put "$URL" bench c-warm "$W/www/big.bin" "$CHUNK" > /dev/null
-curl -sf "$B/files/warm" -o /dev/null
-curl -sf "$B/local/big.bin" -o /dev/null
+warm() { "$@" > /dev/null || { echo "objstore.sh: warm-up failed: $*" >&2; exit 1; }; }
+warm curl -sf -T "$W/www/big.bin" "$B/files/warm" -o /dev/null
+warm "$OBS" put "$URL" bench c-warm "$W/www/big.bin" "$CHUNK"
+warm curl -sf "$B/files/warm" -o /dev/null
+warm curl -sf "$B/local/big.bin" -o /dev/null
+warm curl -sf -T "$W/www/big.bin" "$B/upload" -o /dev/null
+
+if [ -n "${PERF:-}" ]; then
+    # where a worker's time goes during GETs: perf report -i $PERF
+    w=$(pgrep -P "$(cat "$W/logs/nginx.pid")" | head -1)
+    perf record -g -o "$PERF" -p "$w" > /dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+    for _ in 1 2 3 4 5; do curl -sf "$B/files/warm" -o /dev/null; done
+    kill -INT "$perf_pid"; wait "$perf_pid" || true
+    exit 0
+fi
 
 declare -A R
 run() {     # side, command...: appends the figure (bytes/s) to R[side]

@@ -90,7 +90,7 @@ bench_put(natsConnection *nc, const char *bucket, const char *name,
     EVP_MD_CTX     *h;
     FILE           *f;
     unsigned char   sha[32];
-    char            nuid[23], subj[256], ename[1024], digest[64];
+    char            nuid[23], subj[2048], ename[1024], digest[64];
     char           *buf, *meta;
     long            n, chunks = 0;
     long long       size = 0;
@@ -102,7 +102,7 @@ bench_put(natsConnection *nc, const char *bucket, const char *name,
     meta = malloc(4096);
     h = EVP_MD_CTX_new();
     if (f == NULL || buf == NULL || meta == NULL || h == NULL
-        || strlen(name) > 700)
+        || strlen(name) > 700 || strlen(bucket) > 200)
     {
         fprintf(stderr, "obs_bench: put: cannot start\n");
         return 1;
@@ -228,7 +228,7 @@ bench_get(natsConnection *nc, const char *bucket, const char *name)
     reader_t            r;
     struct timespec     until;
     unsigned char       sha[32];
-    char                subj[1024], ename[1024], nuid[64], digest[64],
+    char                subj[2048], ename[1024], nuid[64], digest[64],
                         mine[64], stream[256], *json = NULL;
     const char         *sz;
     double              t0, t1;
@@ -240,6 +240,10 @@ bench_get(natsConnection *nc, const char *bucket, const char *name)
     r.h = EVP_MD_CTX_new();
     EVP_DigestInit_ex(r.h, EVP_sha256(), NULL);
 
+    if (strlen(name) > 700 || strlen(bucket) > 200) {
+        fprintf(stderr, "obs_bench: get: name or bucket too long\n");
+        return 1;
+    }
     b64url((const unsigned char *) name, strlen(name), ename);
     snprintf(subj, sizeof(subj), "$O.%s.M.%s", bucket, ename);
     snprintf(stream, sizeof(stream), "OBJ_%s", bucket);

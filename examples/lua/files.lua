@@ -30,6 +30,7 @@ local math_min, math_max = math.min, math.max
 local _M = {}
 
 local READ_PIECE = 64 * 1024        -- bytes read from the client at a time
+local FLUSH_EVERY = 1024 * 1024     -- bytes sent between two waits
 local DEFAULT_MAX_SIZE = 1024 * 1024 * 1024
 
 
@@ -159,6 +160,7 @@ local function get(obs, name, head)
     -- pieces before the range are read and skipped; the read stops after
     -- its last byte (a whole GET checks the digest at the end)
     local pos = 0                   -- offset of the next piece
+    local unflushed = 0             -- bytes printed since the last flush
     while pos <= last do
         local piece, err = reader()
         if not piece then
@@ -173,8 +175,12 @@ local function get(obs, name, head)
             local to = math_min(last - pos + 1, n)
             local ok, ferr = ngx.print(from == 1 and to == n and piece
                                        or piece:sub(from, to))
-            if ok then
+            unflushed = unflushed + to - from + 1
+            if ok and unflushed >= FLUSH_EVERY then
+                -- waits for the client to take it: what a slow client
+                -- has not taken stays bounded
                 ok, ferr = ngx.flush(true)
+                unflushed = 0
             end
             if not ok then
                 ngx.log(ngx.INFO, "files: client went away: ", ferr)

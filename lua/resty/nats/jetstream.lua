@@ -39,6 +39,7 @@ local DEFAULT_BATCH = 10
 local DEFAULT_EXPIRES = 5000            -- ms, a pull request
 local FETCH_SLACK = 1000                -- ms beyond expires before giving up
 local INBOX_LEN = 22
+local ERR_STREAM_NOT_FOUND = 10059
 
 
 ---------------------------------------------------------------------------
@@ -142,6 +143,17 @@ local function api(js, subject, body)
     return resp
 end
 _M.api = api
+
+
+-- the API request "<what>.<stream>" about a bucket's stream: the response;
+-- nil, missing (and the code) when there is no such stream; nil, err, code
+function _M.bucket_api(js, what, stream, missing)
+    local resp, err, code = api(js, what .. "." .. stream)
+    if not resp and code == ERR_STREAM_NOT_FOUND then
+        return nil, missing, code
+    end
+    return resp, err, code
+end
 
 
 local function with_name(name, what)
@@ -519,35 +531,20 @@ function JS.fetch(js, stream, consumer, opts)
 end
 
 
--- key-value buckets (resty.nats.kv) hang off the same object
-function JS.create_key_value(js, cfg)
-    return require("resty.nats.kv").create(js, cfg)
-end
-
-
-function JS.key_value(js, bucket)
-    return require("resty.nats.kv").open(js, bucket)
-end
-
-
-function JS.delete_key_value(js, bucket)
-    return require("resty.nats.kv").delete(js, bucket)
-end
-
-
--- object stores (resty.nats.objstore), the same way
-function JS.create_object_store(js, cfg)
-    return require("resty.nats.objstore").create(js, cfg)
-end
-
-
-function JS.object_store(js, bucket)
-    return require("resty.nats.objstore").open(js, bucket)
-end
-
-
-function JS.delete_object_store(js, bucket)
-    return require("resty.nats.objstore").delete(js, bucket)
+-- key-value buckets (resty.nats.kv) and object stores (resty.nats.objstore)
+-- hang off the same object; their modules are loaded on first use
+for method, where in pairs({
+    create_key_value = { "kv", "create" },
+    key_value = { "kv", "open" },
+    delete_key_value = { "kv", "delete" },
+    create_object_store = { "objstore", "create" },
+    object_store = { "objstore", "open" },
+    delete_object_store = { "objstore", "delete" },
+}) do
+    local module, fn = "resty.nats." .. where[1], where[2]
+    JS[method] = function(js, arg)
+        return require(module)[fn](js, arg)
+    end
 end
 
 

@@ -8,6 +8,7 @@
 
 local jetstream = require "resty.nats.jetstream"
 local api, check_bucket = jetstream.api, jetstream.check_bucket
+local bucket_api = jetstream.bucket_api
 local watch = require "resty.nats.jetstream.watch"
 
 local type = type
@@ -25,7 +26,6 @@ local KV = {}
 local kv_mt = { __index = KV }
 
 local ERR_WRONG_LAST_SEQ = 10071
-local ERR_STREAM_NOT_FOUND = 10059
 local ERR_NO_MESSAGE = 10037
 
 
@@ -112,11 +112,9 @@ function _M.open(js, bucket)
         return nil, err
     end
     local info, code
-    info, err, code = api(js, "STREAM.INFO.KV_" .. bucket)
+    info, err, code = bucket_api(js, "STREAM.INFO", "KV_" .. bucket,
+                                 "bucket not found")
     if not info then
-        if code == ERR_STREAM_NOT_FOUND then
-            return nil, "bucket not found", code
-        end
         return nil, err, code
     end
     return new_kv(js, bucket)
@@ -129,11 +127,9 @@ function _M.delete(js, bucket)
         return nil, err
     end
     local resp, code
-    resp, err, code = api(js, "STREAM.DELETE.KV_" .. bucket)
+    resp, err, code = bucket_api(js, "STREAM.DELETE", "KV_" .. bucket,
+                                 "bucket not found")
     if not resp then
-        if code == ERR_STREAM_NOT_FOUND then
-            return nil, "bucket not found", code
-        end
         return nil, err, code
     end
     return resp.success == true

@@ -12,7 +12,7 @@
 
 local jetstream = require "resty.nats.jetstream"
 local api, new_inbox = jetstream.api, jetstream.new_inbox
-local check_bucket = jetstream.check_bucket
+local check_bucket, bucket_api = jetstream.check_bucket, jetstream.bucket_api
 local jsjson = require "resty.nats.jetstream.json"
 local encode, decode = jsjson.encode, jsjson.decode
 local sha256 = require "resty.nats.jetstream.sha256"
@@ -45,7 +45,6 @@ local DEFAULT_CHUNK_SIZE = 128 * 1024
 local MAX_UNACKED_BYTES = 2 * 1024 * 1024
 local NUID_LEN = 22
 local DIGEST_PREFIX = "SHA-256="
-local ERR_STREAM_NOT_FOUND = 10059
 local ERR_NO_MESSAGE = 10037
 
 
@@ -247,17 +246,25 @@ function _M.create(js, cfg)
 end
 
 
-function _M.open(js, bucket)
+-- a bucket's stream, by what ("STREAM.INFO" or "STREAM.DELETE")
+local function bucket_stream(js, what, bucket)
     local ok, err = check_bucket(bucket)
     if not ok then
         return nil, err
     end
-    local info, code
-    info, err, code = api(js, "STREAM.INFO.OBJ_" .. bucket)
-    if not info then
-        if code == ERR_STREAM_NOT_FOUND then
-            return nil, "object store not found", code
-        end
+    local resp, code
+    resp, err, code = bucket_api(js, what, "OBJ_" .. bucket,
+                                 "object store not found")
+    if not resp then
+        return fail(err, code)
+    end
+    return resp
+end
+
+
+function _M.open(js, bucket)
+    local resp, err, code = bucket_stream(js, "STREAM.INFO", bucket)
+    if not resp then
         return fail(err, code)
     end
     return new_obs(js, bucket)
@@ -265,16 +272,8 @@ end
 
 
 function _M.delete(js, bucket)
-    local ok, err = check_bucket(bucket)
-    if not ok then
-        return nil, err
-    end
-    local resp, code
-    resp, err, code = api(js, "STREAM.DELETE.OBJ_" .. bucket)
+    local resp, err, code = bucket_stream(js, "STREAM.DELETE", bucket)
     if not resp then
-        if code == ERR_STREAM_NOT_FOUND then
-            return nil, "object store not found", code
-        end
         return fail(err, code)
     end
     return resp.success == true
@@ -748,21 +747,14 @@ end
 
 -- delete(name): the meta marked deleted, the chunks purged
 function Obs.delete(obs, name)
-    local ok, err = check_name(name)
-    if not ok then
-        return nil, err
-    end
-    local info, code
-    info, err, code = last_meta(obs, name)
+    local info, err, code = Obs.info(obs, name)
     if not info then
         return fail(err, code)
-    end
-    if info.deleted then
-        return nil, "object not found"
     end
     info.deleted = true
     info.size, info.chunks, info.digest = 0, 0, nil
     info.mtime = now_rfc3339()
+    local ok
     ok, err, code = put_meta(obs, info)
     if not ok then
         return fail(err, code)
