@@ -13,25 +13,27 @@
 local jetstream = require "resty.nats.jetstream"
 local api, new_inbox = jetstream.api, jetstream.new_inbox
 local check_bucket, bucket_api = jetstream.check_bucket, jetstream.bucket_api
-local jsjson = require "resty.nats.jetstream.json"
-local encode, decode = jsjson.encode, jsjson.decode
+local decode = require("resty.nats.jetstream.json").decode
 local sha256 = require "resty.nats.jetstream.sha256"
+local meta = require "resty.nats.objstore.meta"
+local b64url, unb64url = meta.b64url, meta.unb64url
+local check_name, info_of, meta_json = meta.check_name, meta.info_of,
+                                       meta.meta_json
+local headers_in, headers_out = meta.headers_in, meta.headers_out
+local rfc3339, now_rfc3339 = meta.rfc3339, meta.now_rfc3339
+local put = require "resty.nats.objstore.put"
 local watch = require "resty.nats.jetstream.watch"
 local feed_open = require("resty.nats.jetstream.feed").open
 local token = require("resty.nats.frame").token
-local now_ms = require("resty.nats.settings").now_ms
 
 local ngx = ngx
-local encode_base64, decode_base64 = ngx.encode_base64, ngx.decode_base64
+local decode_base64 = ngx.decode_base64
 local ngx_log, ngx_WARN = ngx.log, ngx.WARN
 local type, tostring = type, tostring
-local pairs, ipairs, next = pairs, ipairs, next
 local setmetatable, error = setmetatable, error
-local str_find, str_sub, str_gsub = string.find, string.sub, string.gsub
-local str_format = string.format
+local str_sub = string.sub
 local tab_concat = table.concat
 local math_floor, math_max = math.floor, math.max
-local os_date = os.date
 
 
 local _M = {}
@@ -39,10 +41,6 @@ local _M = {}
 local Obs = {}
 local obs_mt = { __index = Obs }
 
-local DEFAULT_CHUNK_SIZE = 128 * 1024
--- a put keeps at most this many bytes of chunks waiting for their
--- acknowledgements (and at least 2 chunks)
-local MAX_UNACKED_BYTES = 2 * 1024 * 1024
 local NUID_LEN = 22
 local DIGEST_PREFIX = "SHA-256="
 local ERR_NO_MESSAGE = 10037
@@ -57,36 +55,6 @@ local function fail(err, code)
 end
 
 
----------------------------------------------------------------------------
--- names and encodings
-
--- base64url with its padding: what the official clients use for the
--- names in meta subjects and for digests
-local function b64url(s)
-    return (str_gsub(encode_base64(s), "[+/]", { ["+"] = "-", ["/"] = "_" }))
-end
-
-
-local function unb64url(s)
-    s = str_gsub(s, "[-_]", { ["-"] = "+", ["_"] = "/" })
-    local pad = #s % 4
-    if pad == 2 then
-        s = s .. "=="
-    elseif pad == 3 then
-        s = s .. "="
-    end
-    return decode_base64(s)
-end
-
-
-local function check_name(name)
-    if type(name) ~= "string" or name == "" then
-        return nil, "object name must be a non-empty string"
-    end
-    return true
-end
-
-
 local function meta_subject(obs, name)
     return "$O." .. obs.bucket .. ".M." .. b64url(name)
 end
@@ -94,108 +62,6 @@ end
 
 local function chunk_subject(obs, nuid)
     return "$O." .. obs.bucket .. ".C." .. nuid
-end
-
-
--- RFC 3339 (UTC, ns) of a time in ns since the epoch
-local function rfc3339(ns)
-    local s = math_floor(ns / 1e9)
-    local frac = math_max(0, math_floor(ns - s * 1e9))
-    return os_date("!%Y-%m-%dT%H:%M:%S", s) .. str_format(".%09dZ", frac)
-end
-
-
-local function now_rfc3339()
-    ngx.update_time()
-    return rfc3339(ngx.now() * 1e9)
-end
-
-
--- headers of a meta (Go's http.Header: every value a list) as message
--- headers are given to Lua: one value a string, several a list
-local function headers_in(h)
-    if type(h) ~= "table" or next(h) == nil then
-        return nil
-    end
-    local out = {}
-    for k, v in pairs(h) do
-        if type(v) == "table" then
-            if #v == 1 then
-                out[k] = v[1]
-            elseif #v > 1 then
-                out[k] = v
-            end
-        else
-            out[k] = tostring(v)
-        end
-    end
-    return out
-end
-
-
-local function headers_out(h)
-    if h == nil then
-        return nil
-    end
-    local out = {}
-    for k, v in pairs(h) do
-        if type(k) ~= "string" or str_find(k, "[%s%c:]") or k == "" then
-            return nil, "invalid header name: " .. tostring(k)
-        end
-        if type(v) == "table" then
-            local list = {}
-            for i, x in ipairs(v) do
-                list[i] = tostring(x)
-            end
-            out[k] = list
-        else
-            out[k] = { tostring(v) }
-        end
-    end
-    return out
-end
-
-
--- the info a caller sees of a meta (the decoded JSON) and its time
-local function info_of(meta, mtime)
-    local opts = type(meta.options) == "table" and meta.options or nil
-    local link
-    if opts and type(opts.link) == "table" then
-        link = { bucket = opts.link.bucket, name = opts.link.name }
-    end
-    return {
-        bucket = meta.bucket, name = meta.name, size = meta.size or 0,
-        chunks = meta.chunks or 0, digest = meta.digest, nuid = meta.nuid,
-        mtime = mtime or meta.mtime, description = meta.description,
-        headers = headers_in(meta.headers),
-        metadata = type(meta.metadata) == "table" and meta.metadata or nil,
-        deleted = meta.deleted == true,
-        options = {
-            link = link,
-            max_chunk_size = opts and opts.max_chunk_size or nil,
-        },
-    }
-end
-
-
--- the JSON of a meta, as the official clients write it
-local function meta_json(info)
-    local opts
-    if info.options.link or info.options.max_chunk_size then
-        opts = { link = info.options.link,
-                 max_chunk_size = info.options.max_chunk_size }
-    end
-    local hdrs, err = headers_out(info.headers)
-    if err then
-        return nil, err
-    end
-    return encode({
-        name = info.name, description = info.description, headers = hdrs,
-        options = opts, metadata = info.metadata, bucket = info.bucket,
-        nuid = info.nuid, size = info.size, chunks = info.chunks,
-        digest = info.digest, deleted = info.deleted or nil,
-        mtime = info.mtime,
-    })
 end
 
 
@@ -375,153 +241,6 @@ end
 ---------------------------------------------------------------------------
 -- put
 
--- the acknowledgements of a put's chunks: a subscription of its own
--- (replies to <inbox>.<n>), read when too many are in flight
-local function await_acks(acks, until_left, timeout)
-    while acks.pending > until_left do
-        local m, err = acks.sub:next(timeout)
-        if not m then
-            if err == "timeout" then
-                return nil, "timeout waiting for a chunk's acknowledgement"
-            end
-            return nil, err
-        end
-        if m.status == 503 then
-            return nil, "no responders: is the bucket gone?"
-        end
-        local ack = decode(m.payload)
-        if type(ack) ~= "table" then
-            return nil, "bad acknowledgement: " .. str_sub(m.payload, 1, 200)
-        end
-        if ack.error then
-            return nil, ack.error.description
-                        or "error " .. tostring(ack.error.code)
-        end
-        acks.pending = acks.pending - 1
-    end
-    return true
-end
-
-
--- a source (a string, or a function giving the pieces) as a function
-local function pieces(source)
-    if type(source) == "string" then
-        local done = false
-        return function()
-            if done then
-                return nil
-            end
-            done = true
-            return source
-        end
-    end
-    return source
-end
-
-
-local function check_put_opts(opts)
-    if opts == nil then
-        return DEFAULT_CHUNK_SIZE
-    end
-    if type(opts) ~= "table" then
-        error("bad argument #3 to 'put' (table expected, got "
-              .. type(opts) .. ")", 3)
-    end
-    local size = opts.chunk_size or DEFAULT_CHUNK_SIZE
-    if type(size) ~= "number" or size < 1 or size % 1 ~= 0 then
-        error("bad 'chunk_size' option to 'put' (a positive integer "
-              .. "expected)", 3)
-    end
-    if opts.headers ~= nil and type(opts.headers) ~= "table" then
-        error("bad 'headers' option to 'put' (table expected)", 3)
-    end
-    if opts.metadata ~= nil and type(opts.metadata) ~= "table" then
-        error("bad 'metadata' option to 'put' (table expected)", 3)
-    end
-    return size
-end
-
-
--- sends the chunks of source (on subject), at most window unacknowledged;
--- returns the hash's digest, the size and the chunk count, or nil, err
-local function send_chunks(obs, subject, source, chunk_size, acks)
-    local js = obs._js
-    local conn = js._conn
-    local h, err = sha256.new()
-    if not h then
-        return nil, err
-    end
-    local window = math_max(2, math_floor(MAX_UNACKED_BYTES / chunk_size))
-    local size, nchunks = 0, 0
-    local held, nheld = {}, 0       -- pieces not sent yet, their bytes
-
-    local function send(chunk)
-        h:update(chunk)
-        nchunks = nchunks + 1
-        size = size + #chunk
-        local ok, e = conn:publish(subject, chunk,
-                                   { reply_to = acks.inbox .. "." .. nchunks })
-        if not ok then
-            return nil, e
-        end
-        acks.pending = acks.pending + 1
-        return await_acks(acks, window - 1, js._timeout)
-    end
-
-    local next_piece = pieces(source)
-    while true do
-        local piece, perr = next_piece()
-        if piece == nil then
-            if perr ~= nil then
-                return nil, "source: " .. tostring(perr)
-            end
-            break
-        end
-        if type(piece) ~= "string" then
-            return nil, "source returned a " .. type(piece)
-                        .. ", not a string"
-        end
-        -- whole chunks out of what is held and this piece
-        local pos, len = 1, #piece
-        while nheld + len - pos + 1 >= chunk_size do
-            local take = chunk_size - nheld
-            local chunk = str_sub(piece, pos, pos + take - 1)
-            pos = pos + take
-            if nheld > 0 then
-                held[#held + 1] = chunk
-                chunk = tab_concat(held)
-                held, nheld = {}, 0
-            end
-            local ok, e = send(chunk)
-            if not ok then
-                return nil, e
-            end
-        end
-        if pos <= len then
-            local rest = str_sub(piece, pos)
-            held[#held + 1] = rest
-            nheld = nheld + #rest
-        end
-    end
-    if nheld > 0 then
-        local ok, e = send(tab_concat(held))
-        if not ok then
-            return nil, e
-        end
-    end
-    local ok, e = await_acks(acks, 0, js._timeout)
-    if not ok then
-        return nil, e
-    end
-    local digest
-    digest, e = h:final()
-    if not digest then
-        return nil, e
-    end
-    return digest, size, nchunks
-end
-
-
 -- put(name, source [, opts]): the object's info once its chunks and meta
 -- are stored. A put that fails leaves nothing of it: its chunks are purged
 -- and the object, if there was one, stays as it was.
@@ -535,7 +254,7 @@ function Obs.put(obs, name, source, opts)
         error("bad argument #2 to 'put' (string or function expected, got "
               .. st .. ")", 2)
     end
-    local chunk_size = check_put_opts(opts)
+    local chunk_size = put.check_opts(opts)
     opts = opts or {}
     local hdrs
     hdrs, err = headers_out(opts.headers)
@@ -562,7 +281,7 @@ function Obs.put(obs, name, source, opts)
         return nil, err
     end
     local acks = { sub = sub, inbox = inbox, pending = 0 }
-    local digest, size, nchunks = send_chunks(obs, chunk_subject(obs, nuid),
+    local digest, size, nchunks = put.send_chunks(obs, chunk_subject(obs, nuid),
                                               source, chunk_size, acks)
     sub:unsubscribe()
 
