@@ -21,6 +21,19 @@ jetstream {
 CONF
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
 
+# a JetStream server with file storage that the handlers pause, stop and
+# start
+my ($ctl_js_port, $ctl_port) = NatsServer->controlled(
+    name => 'objstore-ctl', conf => <<'CONF');
+listen: 127.0.0.1:$port
+jetstream {
+    store_dir: "$dir/store"
+    max_file_store: 256MB
+}
+CONF
+$ENV{TEST_NGINX_CTL_JS_PORT} = $ctl_js_port;
+$ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
+
 repeat_each(1);
 plan tests => plan_tests();
 no_long_string();
@@ -60,6 +73,26 @@ add_block_preprocessor(sub {
             end
             return ngx.decode_base64(r.message.data or ""), r.message
         end
+        -- ctl("stop" | "start" | "pause" | "resume"): drives the
+        -- controlled server
+        function t027.ctl(cmd)
+            local s = ngx.socket.tcp()
+            s:settimeout(20000)
+            assert(s:connect("127.0.0.1", $TEST_NGINX_CTL_PORT))
+            assert(s:send(cmd .. "\n"))
+            local line = assert(s:receive("*l"))
+            s:close()
+            return line
+        end
+        -- a per-request object on the controlled server, JetStream
+        -- requests and waits of timeout ms
+        function t027.ctl_js(timeout)
+            local nats = require "resty.nats"
+            local n = assert(nats:new())
+            n:set_timeout(5000)
+            assert(n:connect("127.0.0.1", $TEST_NGINX_CTL_JS_PORT))
+            return assert(n:jetstream({ timeout = timeout })), n
+        end
         -- the bytes 0..255, n times
         function t027.bytes(n)
             local t = {}
@@ -70,6 +103,8 @@ add_block_preprocessor(sub {
     init_worker_by_lua_block {
         local nats = require "resty.nats"
         assert(nats.shared("obs", { port = $TEST_NGINX_JS_PORT }))
+        assert(nats.shared("ctl", { port = $TEST_NGINX_CTL_JS_PORT,
+                                    reconnect_wait = 200 }))
     }
 CONF
 });
@@ -541,3 +576,120 @@ stop: true
 per-request: nilwatch needs a shared connection (nats.shared)
 --- no_error_log
 [error]
+
+
+
+=== TEST 10: chunks' acknowledgements that do not come (the server paused in the middle of a put): nil, err within the timeout, nothing visible, the bucket usable after
+--- config
+    location = /t {
+        lua_socket_log_errors off;  # the read that times out is expected
+        content_by_lua_block {
+            local js, n = t027.ctl_js(1000)
+            js:delete_object_store("t27j")
+            local obs = assert(js:create_object_store({ bucket = "t27j", storage = "file" }))
+            local k = 0
+            ngx.update_time()
+            local t0 = ngx.now()
+            local ok, err = obs:put("stuck", function()
+                k = k + 1
+                -- (after the put read the old meta, before any chunk)
+                if k == 1 then ngx.say(t027.ctl("pause")) end
+                if k > 8 then return nil end
+                return string.rep("s", 65536)
+            end, { chunk_size = 65536 })
+            ngx.update_time()
+            ngx.say("put: ", ok, " ", err)
+            ngx.say("within 3 s: ", ngx.now() - t0 < 3)
+            ngx.say(t027.ctl("resume"))
+            n:close()
+            js, n = t027.ctl_js(5000)
+            obs = assert(js:object_store("t27j"))
+            ngx.say("visible: ", obs:info("stuck"))
+            ngx.say("put after: ", assert(obs:put("fine", "fine")).size)
+            ngx.say("list: ", #assert(obs:list()))
+            n:close()
+        }
+    }
+--- response_body
+ok pause
+put: nil timeout waiting for a chunk's acknowledgement
+within 3 s: true
+ok resume
+visible: nilobject not found
+put after: 4
+list: 1
+--- error_log
+were not purged
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: a server restart in the middle of a read: the reader fails (no hang), the object is whole after the restart (file storage), on both kinds of connection
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local js, n = t027.ctl_js(2000)
+            js:delete_object_store("t27k")
+            local obs = assert(js:create_object_store({ bucket = "t27k", storage = "file" }))
+            -- 8 MiB: more than a reader has on its way (2 MiB)
+            local data = t027.bytes(32768)
+            assert(obs:put("r", data, { chunk_size = 32768 }))
+            local reader = assert(obs:open("r"))
+            ngx.say("first piece: ", #reader())
+            ngx.say(t027.ctl("stop"))
+            local p, err = reader()
+            while p do p, err = reader() end
+            ngx.say("reader: ", p, " ", err ~= nil)
+            ngx.say(t027.ctl("start"))
+            n:close()
+            -- JetStream needs a moment after a restart
+            local got
+            for _ = 1, 100 do
+                local js2, n2 = t027.ctl_js(2000)
+                local o = js2:object_store("t27k")
+                got = o and o:get("r")
+                n2:close()
+                if got then break end
+                ngx.sleep(0.1)
+            end
+            ngx.say("after the restart: ", got == data)
+
+            -- the shared connection reconnects by itself
+            local conn = assert(nats.shared("ctl"))
+            for _ = 1, 100 do
+                if conn:stats().state == "connected" then break end
+                ngx.sleep(0.05)
+            end
+            local sobs = assert(assert(conn:jetstream({ timeout = 2000 })):object_store("t27k"))
+            reader = assert(sobs:open("r"))
+            ngx.say("shared, first piece: ", #reader())
+            ngx.say(t027.ctl("stop"))
+            p, err = reader()
+            while p do p, err = reader() end
+            ngx.say("shared reader: ", p, " ", err ~= nil)
+            ngx.say(t027.ctl("start"))
+            for _ = 1, 100 do
+                got = sobs:get("r")
+                if got then break end
+                ngx.sleep(0.1)
+            end
+            ngx.say("shared, after the restart: ", got == data)
+        }
+    }
+--- response_body
+first piece: 32768
+ok stop
+reader: nil true
+ok start
+after the restart: true
+shared, first piece: 32768
+ok stop
+shared reader: nil true
+ok start
+shared, after the restart: true
+--- no_error_log
+stack traceback
+[alert]
+[crit]

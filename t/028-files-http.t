@@ -101,8 +101,10 @@ __DATA__
     location = /t {
         content_by_lua_block {
             local cjson = require "cjson"
+            local st, h, body = t028.text("GET", "/files/")
+            ngx.say("empty list: ", st, " ", body)
             local data = t028.bytes(1200)        -- 307200 bytes
-            local st, h, body = t028.http("PUT", "/files/docs%2Fa.bin",
+            st, h, body = t028.http("PUT", "/files/docs%2Fa.bin",
                                           { ["Content-Type"] = "application/x-t028" }, data)
             local info = cjson.decode(body)
             ngx.say("PUT: ", st, " ", info.name, " ", info.size, " ", info.chunks)
@@ -150,6 +152,7 @@ __DATA__
         }
     }
 --- response_body
+empty list: 200 []
 PUT: 201 docs/a.bin 307200 3
 GET: 200 307200 application/x-t028 true true
 HEAD: 200 307200 []

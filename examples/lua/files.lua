@@ -217,6 +217,12 @@ function _M.serve(conn_name, bucket, opts)
         if not list then
             return reply(502, { error = err })
         end
+        if #list == 0 then
+            -- (lua-cjson writes an empty table as {})
+            ngx.header["Content-Type"] = "application/json"
+            ngx.say("[]")
+            return
+        end
         return reply(200, list)
     end
     name = ngx.unescape_uri(name)

@@ -295,6 +295,25 @@ function Obs.put(obs, name, source, opts)
             deleted = false, options = { max_chunk_size = chunk_size },
         }
         ok, err, code = put_meta(obs, info)
+        if not ok and not code then
+            -- no answer (a timeout, the connection lost): the meta may
+            -- be in all the same. Which meta is there now says if the
+            -- put happened; when that cannot be read either, the chunks
+            -- stay (purged, they could leave a meta without its chunks)
+            -- (asked on the same connection, after the meta: the server
+            -- answers in order)
+            local now, nerr = last_meta(obs, name)
+            if now and now.nuid == nuid then
+                ok = true
+            elseif not now and nerr ~= "object not found" then
+                ngx_log(ngx_WARN, "nats: object store '", obs.bucket,
+                        "': put of '", name, "': ", err, "; its meta may ",
+                        "still be stored, its chunks are kept (nuid ",
+                        nuid, ")")
+                return nil, err .. " (the meta was sent: the object may "
+                            .. "still be stored)"
+            end
+        end
     else
         ok, err = nil, size
     end
