@@ -13,6 +13,13 @@ use TestNats;
 repeat_each(1);
 plan tests => repeat_each() * (3 * blocks());
 no_long_string();
+
+# tens of thousands of messages under jit.v: seconds on a loaded machine
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("timeout", 60) unless defined $block->timeout;
+});
+
 run_tests();
 
 __DATA__
