@@ -212,6 +212,16 @@ delete again: nilobject store not found10059
             end
             ngx.say("open: ", table.concat(sizes, " "), " ", table.concat(parts) == data)
             ngx.say("after the end: ", reader())
+            -- a read ended early: its consumer goes at once
+            local r2 = assert(obs:open("dir/data.bin"))
+            ngx.say("close: ", #r2(), " ", r2:close(), " ", r2())
+            local consumers
+            for _ = 1, 50 do
+                consumers = assert(t027.api("STREAM.INFO.OBJ_t27b")).state.consumer_count
+                if consumers == 0 then break end
+                ngx.sleep(0.02)
+            end
+            ngx.say("consumers after close: ", consumers)
             -- known vectors: SHA-256 of "abc" and of ""
             ngx.say("abc: ", assert(obs:put("abc", "abc")).digest)
             local e = assert(obs:put("empty", ""))
@@ -232,6 +242,8 @@ get: true 256000
 end: nil
 open: 100000 100000 56000 true
 after the end: nil
+close: 100000 true nilclosed
+consumers after close: 0
 abc: SHA-256=ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0=
 empty: 0 0 SHA-256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU=
 get empty: [] 0

@@ -184,12 +184,16 @@ local function get(obs, name, head)
             end
             if not ok then
                 ngx.log(ngx.INFO, "files: client went away: ", ferr)
+                reader:close()
                 return ngx.exit(444)
             end
         end
         pos = pos + n
     end
-    if last == size - 1 and first == 0 then
+    if last < size - 1 then
+        -- a range that ends before the object does
+        reader:close()
+    elseif first == 0 then
         -- read on to the end: nil, or the digest's verdict
         local more, err = reader()
         if more or err then

@@ -376,9 +376,23 @@ local function resolve(obs, name)
 end
 
 
+-- a reader is called for the next piece; reader:close() ends it early
+local reader_mt = {
+    __call = function(r)
+        return r._read()
+    end,
+    __index = {
+        close = function(r)
+            return r._close()
+        end,
+    },
+}
+
+
 -- open(name): reader, info. reader() returns the next piece (a chunk),
 -- nil at the end, or nil, err (the digest is checked before the last
--- piece is returned: a piece that does not match is never returned)
+-- piece is returned: a piece that does not match is never returned);
+-- reader:close() ends a read before its end (its consumer goes at once)
 function Obs.open(obs, name)
     local ok, err = check_name(name)
     if not ok then
@@ -458,7 +472,17 @@ function Obs.open(obs, name)
         return piece
     end
 
-    return reader, info
+    local function close()
+        if not finished and not failed then
+            failed = "closed"
+        end
+        if feed then
+            feed:close()
+        end
+        return true
+    end
+
+    return setmetatable({ _read = reader, _close = close }, reader_mt), info
 end
 
 
