@@ -52,13 +52,7 @@ add_block_preprocessor(sub {
         -- it may be an old one, whose shared connection is closing
         -- ctl("pause" | "resume" | ...): drives the control process
         function t020.ctl(cmd)
-            local s = ngx.socket.tcp()
-            s:settimeout(10000)
-            assert(s:connect("127.0.0.1", $TEST_NGINX_CTL_PORT))
-            assert(s:send(cmd .. "\n"))
-            local line = assert(s:receive("*l"))
-            s:close()
-            return line
+            return require("t_ctl").send($TEST_NGINX_CTL_PORT, cmd)
         end
 
         function t020.sink(want)

@@ -29,13 +29,7 @@ add_block_preprocessor(sub {
 
         -- ctl("stop" | "kill" | "start"): drives the control process
         function t021.ctl(cmd)
-            local s = ngx.socket.tcp()
-            s:settimeout(10000)
-            assert(s:connect("127.0.0.1", $TEST_NGINX_CTL_PORT))
-            assert(s:send(cmd .. "\n"))
-            local line = assert(s:receive("*l"))
-            s:close()
-            return line
+            return require("t_ctl").send($TEST_NGINX_CTL_PORT, cmd)
         end
 
         function t021.connected(conn, secs)

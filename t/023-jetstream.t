@@ -63,13 +63,7 @@ add_block_preprocessor(sub {
         end
         -- ctl("stop" | "start"): drives the control process
         function t023.ctl(cmd)
-            local s = ngx.socket.tcp()
-            s:settimeout(20000)
-            assert(s:connect("127.0.0.1", $TEST_NGINX_CTL_PORT))
-            assert(s:send(cmd .. "\n"))
-            local line = assert(s:receive("*l"))
-            s:close()
-            return line
+            return require("t_ctl").send($TEST_NGINX_CTL_PORT, cmd)
         end
         -- a fresh stream named name on subjects name.>
         function t023.stream(js, name, extra)

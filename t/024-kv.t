@@ -61,13 +61,7 @@ add_block_preprocessor(sub {
         end
         -- ctl("stop" | "start"): drives the restart server's control process
         function t024.ctl(cmd)
-            local s = ngx.socket.tcp()
-            s:settimeout(20000)
-            assert(s:connect("127.0.0.1", $TEST_NGINX_CTL_PORT))
-            assert(s:send(cmd .. "\n"))
-            local line = assert(s:receive("*l"))
-            s:close()
-            return line
+            return require("t_ctl").send($TEST_NGINX_CTL_PORT, cmd)
         end
         -- waits up to 10 s for f() to be true
         function t024.wait_for(f)

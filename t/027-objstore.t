@@ -76,13 +76,7 @@ add_block_preprocessor(sub {
         -- ctl("stop" | "start" | "pause" | "resume"): drives the
         -- controlled server
         function t027.ctl(cmd)
-            local s = ngx.socket.tcp()
-            s:settimeout(20000)
-            assert(s:connect("127.0.0.1", $TEST_NGINX_CTL_PORT))
-            assert(s:send(cmd .. "\n"))
-            local line = assert(s:receive("*l"))
-            s:close()
-            return line
+            return require("t_ctl").send($TEST_NGINX_CTL_PORT, cmd)
         end
         -- a per-request object on the controlled server, JetStream
         -- requests and waits of timeout ms
