@@ -14,8 +14,13 @@
 #
 # curl is the HTTP client (its speed_upload / speed_download). The sides
 # take turns going first, ROUNDS times; it prints the median MB/s of each
-# and the ratios. Knobs: SIZE_MB=64, CHUNK=131072, ROUNDS=5, BUILD_DIR;
-# PERF=FILE: instead, perf record -g of the worker during 5 GETs.
+# and the ratios, and the CPU seconds each run took in nats-server, the
+# nginx worker and the client (curl or obs_bench). Knobs: SIZE_MB=64,
+# CHUNK=131072, ROUNDS=5, BUILD_DIR; SIDES="hget cget" (only those of
+# hput cput lput hget cget lget); SOCKBUF (lua_socket_buffer_size: 64k,
+# as examples/nginx.conf). Instead of the runs: PERF=FILE records the
+# worker with perf during 5 GETs; STRACE=FILE counts its system calls
+# during one GET.
 {
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,6 +70,7 @@ pid logs/nginx.pid;
 events { worker_connections 256; }
 http {
     access_log off;
+    lua_socket_buffer_size ${SOCKBUF:-64k};
     lua_package_path "$REPO/lua/?.lua;$REPO/examples/lua/?.lua;/usr/share/lua/5.1/?.lua;;";
     init_worker_by_lua_block {
         assert(require("resty.nats").shared("bench", { port = $NATS_PORT }))
@@ -110,6 +116,14 @@ warm curl -sf "$B/files/warm" -o /dev/null
 warm curl -sf "$B/local/big.bin" -o /dev/null
 warm curl -sf -T "$W/www/big.bin" "$B/upload" -o /dev/null
 
+if [ -n "${STRACE:-}" ]; then
+    w=$(pgrep -P "$(cat "$W/logs/nginx.pid")" | head -1)
+    strace -c -f -p "$w" -o "$STRACE" &
+    st=$!; sleep 0.5
+    curl -sf "$B/files/warm" -o /dev/null
+    kill -INT $st; wait $st || true
+    exit 0
+fi
 if [ -n "${PERF:-}" ]; then
     # where a worker's time goes during GETs: perf report -i $PERF
     w=$(pgrep -P "$(cat "$W/logs/nginx.pid")" | head -1)
@@ -121,12 +135,24 @@ if [ -n "${PERF:-}" ]; then
     exit 0
 fi
 
-declare -A R
+# CPU time (ticks) of a process so far: user + system
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+WORKER=$(pgrep -P "$(cat "$W/logs/nginx.pid")" | head -1)
+declare -A R CPU
 run() {     # side, command...: appends the figure (bytes/s) to R[side]
-    local side=$1 v
+            # and the CPU seconds of the run (server + worker + client)
+    local side=$1 v s0 w0 s1 w1 client
     shift
-    v=$("$@") || { echo "objstore.sh: $side failed" >&2; exit 1; }
+    s0=$(ticks "$NATS_PID"); w0=$(ticks "$WORKER")
+    local TIMEFORMAT='%U %S'
+    { time v=$("$@"); } 2> "$W/time" \
+        || { echo "objstore.sh: $side failed" >&2; exit 1; }
+    s1=$(ticks "$NATS_PID"); w1=$(ticks "$WORKER")
+    client=$(awk '{print $1 + $2}' "$W/time")
     R[$side]="${R[$side]:-} ${v%.*}"
+    CPU[$side]="${CPU[$side]:-} $(awk -v s=$((s1 - s0)) -v w=$((w1 - w0)) \
+        -v c="$client" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.2f/%.2f/%.2f", s / hz, w / hz, c}')"
 }
 hput() { curl -sf -T "$W/www/big.bin" "$B/files/$1" -o /dev/null -w '%{speed_upload}'; }
 cput() { "$OBS" put "$URL" bench "$1" "$W/www/big.bin" "$CHUNK"; }
@@ -139,6 +165,7 @@ for r in $(seq "$ROUNDS"); do
     if (( r % 2 )); then order="hput cput lput hget cget lget"
     else order="lget cget hget lput cput hput"; fi
     for f in $order; do
+        [[ " ${SIDES:-$order} " == *" $f "* ]] || continue
         case $f in
             hput|cput) run "$f" "$f" "o$f$r" ;;
             *) run "$f" "$f" ;;
@@ -156,13 +183,22 @@ echo "object of $SIZE_MB MiB, chunks of $CHUNK bytes, $ROUNDS rounds (sides alte
 echo "machine: $(nproc) cores, nats-server $(nats-server --version | awk '{print $NF}'), libnats $(pkg-config --modversion libnats), nginx $(nginx -v 2>&1 | sed 's|.*/||'), code $(git rev-parse --short HEAD)"
 for pair in "PUT hput cput lput" "GET hget cget lget"; do
     read -r what h c l <<< "$pair"
+    if [ -z "${R[$h]:-}" ] || [ -z "${R[$c]:-}" ] || [ -z "${R[$l]:-}" ]; then
+        for s in $h $c $l; do    # SIDES= left some out: the runs only
+            [ -n "${R[$s]:-}" ] || continue
+            printf '  %s:' "$s"; for v in ${R[$s]}; do printf ' %s' "$(mb "$v")"; done
+            printf '   CPU s server/worker/client:%s\n' "${CPU[$s]}"
+        done
+        continue
+    fi
     mh=$(median <<< "${R[$h]}"); mc=$(median <<< "${R[$c]}"); ml=$(median <<< "${R[$l]}")
     printf '%s: HTTP through nginx %s MB/s, libnats %s MB/s, nginx local file %s MB/s; HTTP/libnats %.3f, HTTP/local %.3f\n' \
         "$what" "$(mb "$mh")" "$(mb "$mc")" "$(mb "$ml")" \
         "$(awk -v a="$mh" -v b="$mc" 'BEGIN {print a / b}')" \
         "$(awk -v a="$mh" -v b="$ml" 'BEGIN {print a / b}')"
     for s in $h $c $l; do
-        printf '  %s:' "$s"; for v in ${R[$s]}; do printf ' %s' "$(mb "$v")"; done; echo
+        printf '  %s:' "$s"; for v in ${R[$s]}; do printf ' %s' "$(mb "$v")"; done
+        printf '   CPU s server/worker/client:%s\n' "${CPU[$s]}"
     done
 done
 grep -h '\[error\]\|\[alert\]' "$W/logs/error.log" | head -5 || true
