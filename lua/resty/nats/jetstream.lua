@@ -549,6 +549,5 @@ end
 
 
 _M.new_inbox = new_inbox
-_M.metadata = jsmsg.metadata
 
 return _M
