@@ -12,12 +12,10 @@
 local jsjson = require "resty.nats.jetstream.json"
 local encode, decode = jsjson.encode, jsjson.decode
 local jsmsg = require "resty.nats.jetstream.msg"
-local new_msg, parse_headers = jsmsg.new, jsmsg.parse_headers
+local new_msg = jsmsg.new
 local token = require("resty.nats.frame").token
 local now_ms = require("resty.nats.settings").now_ms
 
-local ngx = ngx
-local decode_base64 = ngx.decode_base64
 local type = type
 local tostring = tostring
 local pairs = pairs
@@ -332,37 +330,20 @@ function JS.publish(js, subject, payload, opts)
 end
 
 
--- get_msg(stream, { seq = n } or { last_by_subj = subject })
-function JS.get_msg(js, stream, opts)
-    local err, code
+-- get_msg(stream, { seq = n } | { last_by_subj = s } | { next_by_subj = s,
+-- seq = n } [, { direct = true }]): resty.nats.jetstream.get
+local get_msg
+function JS.get_msg(js, stream, q, opts)
+    local err
     stream, err = with_name(stream, "stream")
     if not stream then
         return nil, err
     end
-    if type(opts) ~= "table" then
-        error("bad argument #2 to 'get_msg' (table expected)", 2)
-    end
-    local body = { seq = opts.seq, last_by_subj = opts.last_by_subj }
-    if not body.seq and not body.last_by_subj then
-        error("bad argument #2 to 'get_msg' (seq or last_by_subj expected)",
-              2)
-    end
-    local resp
-    resp, err, code = api(js, "STREAM.MSG.GET." .. stream, body)
-    if not resp then
-        return nil, err, code
-    end
-    local m = resp.message
-    if type(m) ~= "table" then
-        return nil, "bad response from the server"
-    end
-    return {
-        subject = m.subject,
-        seq = m.seq,
-        payload = m.data and decode_base64(m.data) or "",
-        headers = m.hdrs and parse_headers(decode_base64(m.hdrs)) or nil,
-        time = m.time,
-    }
+    -- (loaded on first use: it requires this module)
+    get_msg = get_msg or require("resty.nats.jetstream.get").get_msg
+    local m, code
+    m, err, code = get_msg(js, stream, q, opts)    -- (no tail call: error
+    return m, err, code                             -- levels count this)
 end
 
 

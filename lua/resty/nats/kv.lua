@@ -56,10 +56,19 @@ local function check_pattern(p)
 end
 
 
-local function new_kv(js, bucket)
+-- direct: the bucket's stream has allow_direct (reads go through Direct
+-- Get, answered by any server of the stream, without JSON or base64)
+local DIRECT = { direct = true }
+local function new_kv(js, bucket, direct)
     return setmetatable({ _js = js, bucket = bucket,
                           _stream = "KV_" .. bucket,
-                          _prefix = "$KV." .. bucket .. "." }, kv_mt)
+                          _prefix = "$KV." .. bucket .. ".",
+                          _get_opts = direct and DIRECT or nil }, kv_mt)
+end
+
+
+local function allows_direct(info)
+    return type(info.config) == "table" and info.config.allow_direct == true
 end
 
 
@@ -102,7 +111,7 @@ function _M.create(js, cfg)
     if not info then
         return nil, err, code
     end
-    return new_kv(js, cfg.bucket)
+    return new_kv(js, cfg.bucket, allows_direct(info))
 end
 
 
@@ -117,7 +126,7 @@ function _M.open(js, bucket)
     if not info then
         return nil, err, code
     end
-    return new_kv(js, bucket)
+    return new_kv(js, bucket, allows_direct(info))
 end
 
 
@@ -205,7 +214,8 @@ end
 
 -- the latest stored message of the key, deleted or not
 local function last_raw(kv, key)
-    return kv._js:get_msg(kv._stream, { last_by_subj = kv._prefix .. key })
+    return kv._js:get_msg(kv._stream, { last_by_subj = kv._prefix .. key },
+                          kv._get_opts)
 end
 
 
@@ -236,7 +246,8 @@ function KV.get(kv, key, opts)
     end
     local m, code
     if opts and opts.revision then
-        m, err, code = kv._js:get_msg(kv._stream, { seq = opts.revision })
+        m, err, code = kv._js:get_msg(kv._stream, { seq = opts.revision },
+                                      kv._get_opts)
         if m and m.subject ~= kv._prefix .. key then
             return nil, "key not found"
         end
