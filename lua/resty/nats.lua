@@ -570,6 +570,7 @@ function _M.set_keepalive(self, timeout, size)
         return nil, "busy: another light thread is reading this connection"
     end
 
+    subs.close_owned(self)
     local inbox_only = self._inbox_sid and self._nsubs == 1
     if (self._nsubs > 0 and not inbox_only) or self._nresp > 0 then
         return nil, "subscribed state"
@@ -662,6 +663,9 @@ function _M.close(self)
     end
 
     local was = self._connected
+    if was and self._subs then
+        subs.close_owned(self)
+    end
     if was and self._reading then
         -- another light thread is reading: no round trip from here
         write_flush(self)

@@ -54,6 +54,7 @@ local function check_name(name, what)
     end
     return true
 end
+_M.check_name = check_name
 
 
 -- bucket names (key-value buckets, object stores): [A-Za-z0-9_-]+
@@ -512,9 +513,11 @@ function JS.fetch(js, stream, consumer, opts)
 end
 
 
--- key-value buckets (resty.nats.kv) and object stores (resty.nats.objstore)
--- hang off the same object; their modules are loaded on first use
+-- ordered consumers (resty.nats.jetstream.ordered), key-value buckets
+-- (resty.nats.kv) and object stores (resty.nats.objstore) hang off the
+-- same object; their modules are loaded on first use
 for method, where in pairs({
+    ordered_consumer = { "jetstream.ordered", "open" },
     create_key_value = { "kv", "create" },
     key_value = { "kv", "open" },
     delete_key_value = { "kv", "delete" },
@@ -523,8 +526,8 @@ for method, where in pairs({
     delete_object_store = { "objstore", "delete" },
 }) do
     local module, fn = "resty.nats." .. where[1], where[2]
-    JS[method] = function(js, arg)
-        return require(module)[fn](js, arg)
+    JS[method] = function(js, ...)
+        return require(module)[fn](js, ...)
     end
 end
 

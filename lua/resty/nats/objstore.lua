@@ -44,6 +44,7 @@ local obs_mt = { __index = Obs }
 local NUID_LEN = 22
 local DIGEST_PREFIX = "SHA-256="
 local ERR_NO_MESSAGE = 10037
+local BATCH_BYTES = 1024 * 1024         -- of chunks asked at a time, reading
 
 
 -- nil, err, and the server's error code where there is one
@@ -438,9 +439,12 @@ function Obs.open(obs, name)
             local e, c
             local csize = info.options.max_chunk_size
                           or math_floor(size / math_max(info.chunks, 1))
-            feed, e, c = feed_open(target._js, target._stream,
-                                   chunk_subject(target, info.nuid),
-                                   { count = info.chunks, msg_size = csize })
+            -- about 1 MiB a batch, two batches ahead
+            feed, e, c = feed_open(target._js, target._stream, {
+                filter_subject = chunk_subject(target, info.nuid),
+                count = info.chunks,
+                batch = math_floor(BATCH_BYTES / math_max(csize, 1)),
+            })
             if not feed then
                 return abort(e or c)
             end
@@ -533,9 +537,10 @@ end
 
 -- list(): the infos of the live objects
 function Obs.list(obs)
-    local feed, err, code = feed_open(obs._js, obs._stream,
-                                      "$O." .. obs.bucket .. ".M.>",
-                                      { policy = "last_per_subject" })
+    local feed, err, code = feed_open(obs._js, obs._stream, {
+        filter_subject = "$O." .. obs.bucket .. ".M.>",
+        deliver_policy = "last_per_subject", count = true,
+    })
     if not feed then
         return fail(err, code)
     end

@@ -199,6 +199,18 @@ function _M.unsub_all_frames(c)
 end
 
 
+-- library objects that read through subscriptions of connection c
+-- (ordered consumers) end with its use (a per-request object pooled or
+-- closed): their subscriptions go and their consumers are deleted
+function _M.close_owned(c)
+    for _, sub in pairs(c._subs) do
+        if sub._owner then
+            sub:unsubscribe()
+        end
+    end
+end
+
+
 -- the request inbox: its SUB frame when it is made now, nil when it
 -- exists; nil, err
 function _M.inbox(c)
@@ -324,7 +336,15 @@ function Sub.unsubscribe(sub)
         line = unsub_frame(sub._nsid, 0)
     end
     wake(sub)
-    return c:_unsubscribed(sub, line)
+    local ok, err = c:_unsubscribed(sub, line)
+    -- a library object that reads through this subscription (an ordered
+    -- consumer's feed) ends with it: its server-side part goes too
+    local owner = sub._owner
+    if owner then
+        sub._owner = nil
+        owner:_drop()
+    end
+    return ok, err
 end
 
 

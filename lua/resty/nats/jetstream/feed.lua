@@ -1,20 +1,24 @@
 -- Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
 --
--- resty.nats.jetstream.feed: the messages of a stream on a subject, in
--- stream order, each once, read at the reader's pace with a bounded
--- number of bytes in flight, on either kind of connection (the object
--- store reads its chunks and metas through it).
+-- resty.nats.jetstream.feed: the messages of a stream, in stream order,
+-- each once, read at the reader's pace with a bounded number of messages
+-- and bytes in flight, on either kind of connection. Under ordered
+-- consumers (resty.nats.jetstream.ordered) and object store reads.
 --
--- An ephemeral pull consumer (no acks, in memory) is asked for batches of
--- messages to the feed's inbox, two batches ahead: the next batch is
--- asked once the one before it is read. At most two batches are ever on
--- their way, whatever the object's size or the number of feeds on one
--- connection; a push consumer's flow control lets its window grow to
--- tens of MiB instead, which a server's 64 MiB budget for the client
--- cannot give to many readers at once. When the feed sees a message
--- skipped (a gap in the consumer's sequence), or its consumer is gone
--- (deleted, inactive too long, a server restart), it makes the consumer
--- again from the sequence after the last message read.
+-- An ephemeral pull consumer (no acks, in memory, one replica) is asked
+-- for batches of messages to the feed's inbox, two batches ahead: the
+-- next batch is asked once the one before it is read. At most two batches
+-- are ever on their way, whatever the stream's size or the number of
+-- feeds on one connection (a push consumer's flow control lets its window
+-- grow to tens of MiB instead, which a server's budget for the client
+-- cannot give to many readers at once).
+--
+-- The feed makes its consumer again, from the stream sequence after the
+-- last message it returned, when it sees a message skipped (a gap in the
+-- consumer's sequence), its consumer gone (deleted, inactive too long, a
+-- server restart: a 409, 404 or no responders), no heartbeat for two
+-- heartbeat periods while it waits, or a reconnect of a shared connection.
+-- Each consumer has an inbox of its own: nothing of an old one is read.
 
 local metadata = require("resty.nats.jetstream.msg").metadata
 local jetstream = require "resty.nats.jetstream"
@@ -22,7 +26,8 @@ local new_inbox = jetstream.new_inbox
 local encode = require("resty.nats.jetstream.json").encode
 local now_ms = require("resty.nats.settings").now_ms
 
-local math_min, math_max, math_floor = math.min, math.max, math.floor
+local type, tonumber = type, tonumber
+local math_min, math_max = math.min, math.max
 local setmetatable = setmetatable
 
 
@@ -35,39 +40,74 @@ local feed_mt = { __index = Feed }
 -- feed makes it again if it is read after that)
 local INACTIVE = 30000
 
+-- what a 409 says when a pull request ended before its batch was full
+-- (the request is over, the consumer is fine)
+local ENDED_409 = {
+    ["Message Size Exceeds MaxBytes"] = true,
+    ["Exceeded MaxRequestBatch"] = true,
+    ["Exceeded MaxRequestMaxBytes"] = true,
+    ["Exceeded MaxRequestExpires"] = true,
+}
 
--- (re)makes the consumer of feed f, after the last message read
+
+local function header(h, name)
+    local v = h and h[name]
+    if type(v) == "table" then
+        return v[1]
+    end
+    return v
+end
+
+
+-- the consumer's configuration: from after the last message returned,
+-- else from where the first consumer started, else as opened
+local function consumer_cfg(f)
+    local cfg = {
+        ack_policy = "none", mem_storage = true, num_replicas = 1,
+        inactive_threshold = INACTIVE * 1e6,
+        filter_subject = f._filter, headers_only = f._headers_only,
+    }
+    local from = f._sseq > 0 and f._sseq + 1 or f._resume
+    if from then
+        cfg.deliver_policy = "by_start_sequence"
+        cfg.opt_start_seq = from
+    else
+        local start = f._start
+        cfg.deliver_policy = start.deliver_policy
+        cfg.opt_start_seq = start.opt_start_seq
+        cfg.opt_start_time = start.opt_start_time
+    end
+    return cfg
+end
+
+
+-- (re)makes the consumer of feed f: true, or nil, err, code
 local function start(f)
     local js = f._js
+    local conn = js._conn
     if f._sub then
-        f._sub:unsubscribe()
-        f._sub = nil
-        f:_delete()
+        f:_drop()
     end
     local inbox, err = new_inbox()
     if not inbox then
         return nil, err
     end
     local sub
-    sub, err = js._conn:_subscribe(inbox)
+    sub, err = conn:_subscribe(inbox)
     if not sub then
         return nil, err
     end
     f._sub, f._inbox = sub, inbox
-    local cfg = {
-        ack_policy = "none", filter_subject = f._subject,
-        deliver_policy = f._policy, mem_storage = true,
-        inactive_threshold = INACTIVE * 1e6,
-    }
-    if f._sseq > 0 then
-        cfg.deliver_policy = "by_start_sequence"
-        cfg.opt_start_seq = f._sseq + 1
-    end
+    -- a request-scoped subscription of a shared connection ends with its
+    -- request, a per-request object's with its return to the pool: the
+    -- consumer goes with it
+    sub._owner = f
     local ci, code
-    ci, err, code = js:add_consumer(f._stream, cfg)
+    ci, err, code = js:add_consumer(f._stream, consumer_cfg(f))
     if not ci then
-        sub:unsubscribe()
         f._sub = nil
+        sub._owner = nil
+        sub:unsubscribe()
         return nil, err, code
     end
     f._consumer = ci.name
@@ -75,10 +115,24 @@ local function start(f)
                       .. "." .. ci.name
     f._cseq = 0
     f._asked = 0
-    if f._left == nil then
+    f._active = now_ms()
+    f._reconnects = conn._reconnects
+    if f._sseq == 0 and not f._resume
+       and f._start.deliver_policy ~= "last_per_subject"
+    then
+        -- where this consumer starts is where a new one must start as
+        -- long as nothing was returned ("new": not later messages)
+        local d = type(ci.delivered) == "table"
+                  and tonumber(ci.delivered.stream_seq)
+        if d then
+            f._resume = d + 1
+        end
+    end
+    if f._left == nil and f._count then
         f._left = ci.num_pending or 0
     end
-    f.waiting = f._left
+    f.restarts = f.restarts + (f._started and 1 or 0)
+    f._started = true
     return true
 end
 
@@ -87,9 +141,16 @@ end
 -- are left, when that is known)
 local function ask(f)
     local conn = f._js._conn
-    while f._asked <= f._batch and f._asked < f._left do
-        local n = math_min(f._batch, f._left - f._asked)
-        local body = encode({ batch = n, expires = f._timeout * 1e6 })
+    local left = f._left
+    while f._asked <= f._batch and (not left or f._asked < left) do
+        local n = f._batch
+        if left then
+            n = math_min(n, left - f._asked)
+        end
+        local body = encode({ batch = n, max_bytes = f._max_bytes,
+                              expires = f._expires * 1e6,
+                              idle_heartbeat = f._heartbeat
+                                               and f._heartbeat * 1e6 })
         local ok, err = conn:publish(f._next_subject, body,
                                      { reply_to = f._inbox })
         if not ok then
@@ -101,18 +162,31 @@ local function ask(f)
 end
 
 
--- open(js, stream, subject, { policy = "all" | "last_per_subject",
--- count = messages to read (default: what is there at the start),
--- msg_size = bytes of a message, for the size of a batch, window = bytes
--- in flight at most, timeout = ms })
-function _M.open(js, stream, subject, opts)
-    local window = opts.window or 2 * 1024 * 1024
-    local msg_size = math_max(opts.msg_size or 1024, 1)
+-- open(js, stream, opts): opts = { filter_subject =, deliver_policy =
+-- "all" (default) | "last" | "new" | "by_start_sequence" | "by_start_time"
+-- | "last_per_subject", opt_start_seq =, opt_start_time =, headers_only =,
+-- count = messages to read (true: what is there at the start; nil: no
+-- end), batch = messages per pull request, max_bytes = bytes per pull
+-- request, expires = ms a pull request waits, heartbeat = ms (idle
+-- heartbeats of the pull requests; nil: none) }. The feed, or nil, err,
+-- code.
+function _M.open(js, stream, opts)
     local f = setmetatable({
-        _js = js, _stream = stream, _subject = subject,
-        _policy = opts.policy or "all", _sseq = 0, _cseq = 0,
-        _left = opts.count, _timeout = opts.timeout or js._timeout,
-        _batch = math_max(1, math_floor(window / 2 / msg_size)),
+        _js = js, _stream = stream, _filter = opts.filter_subject,
+        _headers_only = opts.headers_only or nil,
+        _start = {
+            deliver_policy = opts.deliver_policy or "all",
+            opt_start_seq = opts.opt_start_seq,
+            opt_start_time = opts.opt_start_time,
+        },
+        _sseq = 0, _cseq = 0, _asked = 0,
+        _count = opts.count ~= nil,
+        _left = type(opts.count) == "number" and opts.count or nil,
+        _batch = math_max(1, opts.batch or 256),
+        _max_bytes = opts.max_bytes,
+        _expires = opts.expires or js._timeout,
+        _heartbeat = opts.heartbeat,
+        restarts = 0,
     }, feed_mt)
     local ok, err, code = start(f)
     if not ok then
@@ -122,60 +196,106 @@ function _M.open(js, stream, subject, opts)
 end
 
 
--- the next message and its metadata (m, md); nil, "end" when every
--- message was read; nil, err on failure ("timeout" when none came within
--- the feed's timeout)
-function Feed.next(f)
-    if f._left <= 0 then
+-- a status message on the feed's inbox: true to go on, or "restart"
+local function on_status(f, m)
+    local status = m.status
+    if status == 100 then
+        return true                     -- an idle heartbeat
+    end
+    if status == 408 or (status == 409 and ENDED_409[m.description]) then
+        -- a pull request ended (expired, or its max_bytes reached) with
+        -- this many of its messages not sent
+        local pending = tonumber(header(m.headers, "Nats-Pending-Messages"))
+        if pending then
+            f._asked = math_max(0, f._asked - pending)
+        else
+            f._asked = 0
+        end
+        return true
+    end
+    -- the consumer is gone (409 Consumer Deleted, 404, 503 no
+    -- responders) or in a state the feed does not know: again
+    return "restart"
+end
+
+
+-- next([timeout]): the next message and its metadata (m, md); nil, "end"
+-- when every message of a counted feed was read; nil, "timeout" when none
+-- came within timeout ms (default: the feed's expires; the feed goes on);
+-- nil, err on failure
+function Feed.next(f, timeout)
+    local sub = f._sub
+    if not sub then
+        return nil, "closed"
+    end
+    if f._left and f._left <= 0 then
         return nil, "end"
     end
-    local ok, err, code = ask(f)
-    if not ok then
-        return nil, err, code
-    end
-    local deadline = now_ms() + f._timeout
+    local conn = f._js._conn
+    local deadline = now_ms() + (timeout or f._expires)
+    local hb = f._heartbeat
+    local restart = f._reconnects ~= conn._reconnects
     while true do
+        local ok, err, code
+        if restart then
+            restart = false
+            ok, err, code = start(f)
+            if not ok then
+                return nil, err, code
+            end
+            sub = f._sub
+        end
+        ok, err = ask(f)
+        if not ok then
+            return nil, err
+        end
         local left = deadline - now_ms()
         if left <= 0 then
             return nil, "timeout"
         end
         local m
-        m, err = f._sub:next(left)
-        if not m then
-            return nil, err
-        end
-        local md = not m.status and metadata(m.reply_to)
-        if md and md.consumer_seq == f._cseq + 1 then
-            f._cseq = md.consumer_seq
-            f._sseq = md.stream_seq
-            f._asked = f._asked - 1
-            f._left = f._left - 1
-            return m, md
-        end
-        if md or m.status ~= 408 then
-            -- a message skipped, the consumer gone (409, 404, no
-            -- responders: 503): again from after the last one read
-            ok, err, code = start(f)
-            if not ok then
-                return nil, err, code
+        m, err = sub:next(hb and math_min(left, hb) or left)
+        if m then
+            f._active = now_ms()
+            local md = not m.status and metadata(m.reply_to)
+            if md then
+                if md.consumer_seq == f._cseq + 1 then
+                    f._cseq = md.consumer_seq
+                    f._sseq = md.stream_seq
+                    f._asked = f._asked - 1
+                    if f._left then
+                        f._left = f._left - 1
+                    end
+                    return m, md
+                end
+                restart = true          -- a message skipped
+            elseif m.status then
+                restart = on_status(f, m) == "restart"
             end
+            -- (anything else on the inbox is not the consumer's: ignored)
+        elseif err == "timeout" then
+            restart = f._reconnects ~= conn._reconnects
+                      or (hb and now_ms() - f._active > 2 * hb) or false
+        elseif not f._sub then
+            return nil, "closed"
         else
-            -- a batch that expired before it was filled: ask again
-            f._asked = 0
-        end
-        ok, err, code = ask(f)
-        if not ok then
-            return nil, err, code
+            return nil, err
         end
     end
 end
 
 
--- the consumer is deleted without waiting for the answer (an inactive
--- one would be deleted by the server anyway)
-function Feed._delete(f)
+-- the subscription goes; the consumer is deleted without waiting for the
+-- answer (an inactive one would be deleted by the server anyway)
+function Feed._drop(f)
+    local sub = f._sub
+    f._sub = nil
+    if sub then
+        sub._owner = nil
+        sub:unsubscribe()
+    end
+    local js = f._js
     if f._consumer then
-        local js = f._js
         js._conn:publish(js._prefix .. ".CONSUMER.DELETE." .. f._stream
                          .. "." .. f._consumer, "",
                          { reply_to = f._inbox .. ".deleted" })
@@ -186,11 +306,11 @@ end
 
 -- close(): no more reading; the feed's subscription and consumer go
 function Feed.close(f)
-    if f._sub then
-        f._sub:unsubscribe()
-        f._sub = nil
-        f:_delete()
+    if not f._sub then
+        return nil, "closed"
     end
+    f:_drop()
+    return true
 end
 
 

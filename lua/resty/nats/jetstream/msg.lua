@@ -12,7 +12,7 @@ local type = type
 local tonumber = tonumber
 local setmetatable = setmetatable
 local error = error
-local str_sub = string.sub
+local str_sub, str_match = string.sub, string.match
 
 
 local _M = {}
@@ -45,9 +45,20 @@ end
 
 -- $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>,
 -- or with <domain>.<account hash> after $JS.ACK (and a token at the end)
+local ACK_V1 = "^%$JS%.ACK%.([^.]+)%.([^.]+)%.(%d+)%.(%d+)%.(%d+)%.(%d+)%.(%d+)$"
+
 local function metadata(reply)
     if type(reply) ~= "string" or str_sub(reply, 1, 8) ~= "$JS.ACK." then
         return nil
+    end
+    -- the common form in one match (a consumer's every message has one)
+    local s, c, d, ss, cs, ts, np = str_match(reply, ACK_V1)
+    if s then
+        return {
+            stream = s, consumer = c, num_delivered = tonumber(d),
+            stream_seq = tonumber(ss), consumer_seq = tonumber(cs),
+            timestamp = tonumber(ts), num_pending = tonumber(np),
+        }
     end
     local t = {}
     for tok in reply:gmatch("[^.]+") do
