@@ -513,11 +513,13 @@ function JS.fetch(js, stream, consumer, opts)
 end
 
 
--- ordered consumers (resty.nats.jetstream.ordered), key-value buckets
+-- ordered consumers (resty.nats.jetstream.ordered), continuous pull
+-- (resty.nats.jetstream.consume), key-value buckets
 -- (resty.nats.kv) and object stores (resty.nats.objstore) hang off the
 -- same object; their modules are loaded on first use
 for method, where in pairs({
     ordered_consumer = { "jetstream.ordered", "open" },
+    consume = { "jetstream.consume", "start" },
     create_key_value = { "kv", "create" },
     key_value = { "kv", "open" },
     delete_key_value = { "kv", "delete" },
