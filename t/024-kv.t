@@ -313,3 +313,72 @@ the server lost the consumer, made again from sequence
 --- no_error_log
 stack traceback
 making the consumer again
+
+
+
+=== TEST 5: watch options (updates_only, include_history, ignore_deletes, meta_only) and keys with a filter
+--- config
+    location = /t {
+        content_by_lua_block {
+            local conn = require("resty.nats").shared("kv")
+            local js = assert(conn:jetstream())
+            js:delete_key_value("wo")
+            local kv = assert(js:create_key_value({ bucket = "wo", history = 5, storage = "memory" }))
+            assert(kv:put("a.x", "1"))
+            assert(kv:put("a.x", "2"))
+            assert(kv:put("a.y", "3"))
+            assert(kv:delete("a.y"))
+            assert(kv:put("b.z", "4"))
+            local function watch(what, pattern, opts)
+                local seen = {}
+                local w = assert(kv:watch(pattern, function(e)
+                    seen[#seen + 1] = e.key .. "=" .. e.operation .. ":" .. e.value
+                end, opts))
+                return seen, w
+            end
+            local all = {
+                { "default", ">", nil },
+                { "updates_only", ">", { updates_only = true } },
+                { "include_history", "a.*", { include_history = true } },
+                { "ignore_deletes", ">", { ignore_deletes = true } },
+                { "meta_only", "a.>", { meta_only = true } },
+            }
+            local watchers = {}
+            for i, x in ipairs(all) do
+                watchers[i] = { watch(x[1], x[2], x[3]) }
+            end
+            ngx.sleep(0.5)
+            assert(kv:put("a.x", "5"))
+            assert(kv:delete("b.z"))
+            ngx.sleep(0.5)
+            for i, x in ipairs(all) do
+                ngx.say(x[1], ": ", table.concat(watchers[i][1], " "))
+                watchers[i][2]:stop()
+            end
+            local keys = assert(kv:keys({ filter = "a.*" }))
+            table.sort(keys)
+            ngx.say("keys a.*: ", table.concat(keys, " "))
+            keys = assert(kv:keys({ filter = "b.>" }))
+            ngx.say("keys b.>: ", #keys)
+            keys = assert(kv:keys())
+            ngx.say("keys: ", table.concat(keys, " "))
+            ngx.say("bad filter: ", kv:keys({ filter = "a..b" }))
+            local ok, err = pcall(kv.watch, kv, ">", function() end,
+                                  { updates_only = true, include_history = true })
+            ngx.say(ok, " ", (err:gsub("^.-: ", "")))
+            js:delete_key_value("wo")
+        }
+    }
+--- response_body
+default: a.x=PUT:2 a.y=DEL: b.z=PUT:4 a.x=PUT:5 b.z=DEL:
+updates_only: a.x=PUT:5 b.z=DEL:
+include_history: a.x=PUT:1 a.x=PUT:2 a.y=PUT:3 a.y=DEL: a.x=PUT:5
+ignore_deletes: a.x=PUT:2 b.z=PUT:4 a.x=PUT:5
+meta_only: a.x=PUT: a.y=DEL: a.x=PUT:
+keys a.*: a.x
+keys b.>: 0
+keys: a.x
+bad filter: nilinvalid key pattern: a..b
+false bad argument #3 to 'watch' (updates_only and include_history exclude each other)
+--- no_error_log
+[error]

@@ -10,11 +10,11 @@ local jetstream = require "resty.nats.jetstream"
 local api, check_bucket = jetstream.api, jetstream.check_bucket
 local bucket_api = jetstream.bucket_api
 local watch = require "resty.nats.jetstream.watch"
+local feed_open = require("resty.nats.jetstream.feed").open
 
 local type = type
 local tostring = tostring
 local error = error
-local ipairs = ipairs
 local setmetatable = setmetatable
 local str_find = string.find
 local str_sub = string.sub
@@ -299,41 +299,29 @@ function KV.purge(kv, key)
 end
 
 
--- the messages of a filter through a short-lived pull consumer
+-- the messages of a filter (m, md pairs), through a feed that ends with
+-- what is there now
 local function read_all(kv, filter, policy, headers_only)
-    local js = kv._js
-    local info, err, code = js:add_consumer(kv._stream, {
-        deliver_policy = policy, ack_policy = "explicit",
-        filter_subject = filter, headers_only = headers_only or nil,
-        inactive_threshold = 60 * 1e9, mem_storage = true,
+    local feed, err, code = feed_open(kv._js, kv._stream, {
+        filter_subject = filter, deliver_policy = policy,
+        headers_only = headers_only, count = true,
     })
-    if not info then
+    if not feed then
         return nil, err, code
     end
-    local name = info.name
-    local want = info.num_pending or 0
     local got = {}
-    while #got < want do
-        local batch = want - #got
-        if batch > 256 then
-            batch = 256
+    while true do
+        local m, md = feed:next()
+        if not m then
+            feed:close()
+            if md == "end" then
+                return got
+            end
+            return nil, md
         end
-        local msgs
-        msgs, err = js:fetch(kv._stream, name, { batch = batch,
-                                                 expires = js._timeout })
-        if not msgs then
-            js:delete_consumer(kv._stream, name)
-            return nil, err
-        end
-        if #msgs == 0 then
-            break
-        end
-        for _, m in ipairs(msgs) do
-            got[#got + 1] = m
-        end
+        got[#got + 1] = m
+        got[#got + 1] = md
     end
-    js:delete_consumer(kv._stream, name)
-    return got
 end
 
 
@@ -342,15 +330,30 @@ local function key_of(kv, subject)
 end
 
 
--- keys(): the live keys ({} when none)
-function KV.keys(kv)
-    local msgs, err, code = read_all(kv, kv._prefix .. ">",
-                                     "last_per_subject", true)
+-- keys([{ filter = pattern }]): the live keys ({} when none), of those
+-- matching pattern when given
+function KV.keys(kv, opts)
+    local pattern = ">"
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #1 to 'keys' (table expected, got "
+                  .. type(opts) .. ")", 2)
+        end
+        pattern = opts.filter or pattern
+    end
+    local ok, err = check_pattern(pattern)
+    if not ok then
+        return nil, err
+    end
+    local msgs, code
+    msgs, err, code = read_all(kv, kv._prefix .. pattern, "last_per_subject",
+                               true)
     if not msgs then
         return nil, err, code
     end
     local keys = {}
-    for _, m in ipairs(msgs) do
+    for i = 1, #msgs, 2 do
+        local m = msgs[i]
         if operation(m.headers) == "PUT" then
             keys[#keys + 1] = key_of(kv, m.subject)
         end
@@ -371,21 +374,24 @@ function KV.history(kv, key)
         return nil, err, code
     end
     local list = {}
-    for i, m in ipairs(msgs) do
-        local md = m.metadata or {}
-        list[i] = entry(kv, key, m.payload, md.stream_seq,
-                        md.timestamp, operation(m.headers),
-                        md.num_pending)
+    for i = 1, #msgs, 2 do
+        local m, md = msgs[i], msgs[i + 1]
+        list[#list + 1] = entry(kv, key, m.payload, md.stream_seq,
+                                md.timestamp, operation(m.headers),
+                                md.num_pending)
     end
     return list
 end
 
 
--- watch(pattern, callback): shared connections only. The current value of
--- each key matching pattern first, then every change (PUT, DEL, PURGE)
--- in order, as entries, to callback(entry) (in a timer, as the callbacks
--- of conn:subscribe). watcher:stop() ends it.
-function KV.watch(kv, pattern, callback)
+-- watch(pattern, callback [, opts]): shared connections only. The current
+-- value of each key matching pattern first, then every change (PUT, DEL,
+-- PURGE) in order, as entries, to callback(entry) (in a timer, as the
+-- callbacks of conn:subscribe). opts: updates_only (no current values),
+-- include_history (every revision kept, oldest first, instead of the
+-- current values), ignore_deletes (no DEL or PURGE entries), meta_only
+-- (entries without their values). watcher:stop() ends it.
+function KV.watch(kv, pattern, callback, opts)
     if not kv._js._conn._background then
         return nil, "watch needs a shared connection (nats.shared)"
     end
@@ -396,12 +402,30 @@ function KV.watch(kv, pattern, callback)
     if type(callback) ~= "function" then
         error("bad argument #2 to 'watch' (function expected)", 2)
     end
+    if opts ~= nil and type(opts) ~= "table" then
+        error("bad argument #3 to 'watch' (table expected, got "
+              .. type(opts) .. ")", 2)
+    end
+    opts = opts or {}
+    if opts.updates_only and opts.include_history then
+        error("bad argument #3 to 'watch' (updates_only and "
+              .. "include_history exclude each other)", 2)
+    end
+    local ignore_deletes = opts.ignore_deletes
     return watch.new(kv._js, kv._stream, kv._prefix .. pattern,
                      "kv watch of bucket '" .. kv.bucket .. "'",
                      function(m, md)
+        local op = operation(m.headers)
+        if ignore_deletes and op ~= "PUT" then
+            return
+        end
         callback(entry(kv, key_of(kv, m.subject), m.payload, md.stream_seq,
-                       md.timestamp, operation(m.headers), md.num_pending))
-    end)
+                       md.timestamp, op, md.num_pending))
+    end, {
+        deliver_policy = opts.updates_only and "new"
+                         or opts.include_history and "all" or nil,
+        headers_only = opts.meta_only and true or nil,
+    })
 end
 
 

@@ -19,6 +19,7 @@ local now_ms = require("resty.nats.settings").now_ms
 local timer_at = ngx.timer.at
 local ngx_log, WARN = ngx.log, ngx.WARN
 local setmetatable, tostring = setmetatable, tostring
+local type, tonumber = type, tonumber
 
 
 local _M = {}
@@ -39,12 +40,14 @@ local function make_consumer(w)
         deliver_subject = w._inbox, ack_policy = "none",
         filter_subject = w._filter, flow_control = true,
         idle_heartbeat = WATCH_HEARTBEAT * 1e6, mem_storage = true,
+        headers_only = w._headers_only,
     }
-    if w._seq > 0 then
+    local from = w._seq > 0 and w._seq + 1 or w._resume
+    if from then
         cfg.deliver_policy = "by_start_sequence"
-        cfg.opt_start_seq = w._seq + 1
+        cfg.opt_start_seq = from
     else
-        cfg.deliver_policy = "last_per_subject"
+        cfg.deliver_policy = w._policy
     end
     local info, err, code = w._js:add_consumer(w._stream, cfg)
     if not info then
@@ -52,6 +55,13 @@ local function make_consumer(w)
     end
     w._consumer = info.name
     w._active = now_ms()
+    if w._policy == "new" and not from then
+        -- made again before any message came: not from "new" then, but
+        -- from where this one started (changes meanwhile are not lost)
+        local d = type(info.delivered) == "table"
+                  and tonumber(info.delivered.stream_seq)
+        w._resume = d and d + 1
+    end
     return true
 end
 
@@ -98,10 +108,12 @@ local function check(premature, w)
 end
 
 
--- new(js, stream, filter, what, on_msg): on_msg(m, md) for each message
--- of the stream on filter (md: its metadata), once, in order; what names
--- the watcher in log lines. Returns the watcher, or nil, err, code.
-function _M.new(js, stream, filter, what, on_msg)
+-- new(js, stream, filter, what, on_msg [, opts]): on_msg(m, md) for each
+-- message of the stream on filter (md: its metadata), once, in order;
+-- what names the watcher in log lines. opts: deliver_policy (the last
+-- message of each subject first by default; "all", "new"), headers_only.
+-- Returns the watcher, or nil, err, code.
+function _M.new(js, stream, filter, what, on_msg, opts)
     local conn = js._conn
     if not conn._background then
         return nil, "watch needs a shared connection (nats.shared)"
@@ -113,6 +125,8 @@ function _M.new(js, stream, filter, what, on_msg)
     local w = setmetatable({
         _js = js, _conn = conn, _stream = stream, _filter = filter,
         _what = what, _inbox = inbox, _seq = 0, _active = now_ms(),
+        _policy = opts and opts.deliver_policy or "last_per_subject",
+        _headers_only = opts and opts.headers_only or nil,
         _reconnects = conn:stats().reconnects,
     }, watcher_mt)
     local sub
