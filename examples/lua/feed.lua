@@ -9,11 +9,24 @@
 -- lua_http10_buffering off (or they get nothing: ngx.flush says
 -- "buffering").
 -- feed.publish(conn_name, prefix): POST /feed?topic=<t> publishes the body.
+--
+-- The same feed kept in a JetStream stream, which a browser resumes
+-- without losing an event (its EventSource reconnects by itself and
+-- sends the id of the last event it got as Last-Event-ID):
+-- feed.stream_durable(conn_name, stream, prefix): GET /durable/events?
+-- topic=<t> answers text/event-stream with the messages of <prefix><t>
+-- from the stream, each event's id its stream sequence; with a
+-- Last-Event-ID: N header (or ?last_event_id=N) it starts at N+1, without
+-- one at the next message (?from=all: from the first one kept). Under it,
+-- an ordered consumer that ends with the request.
+-- feed.publish_durable(conn_name, stream, prefix): POST /durable/feed?
+-- topic=<t> stores the body in the stream (made on first use) and
+-- answers its sequence.
 
 local nats = require "resty.nats"
 
 local ngx = ngx
-local tostring = tostring
+local tostring, tonumber = tostring, tonumber
 local tab_concat = table.concat
 
 local _M = {}
@@ -108,6 +121,116 @@ function _M.publish(conn_name, prefix)
     end
     ngx.status = 202
     ngx.say("published to ", t)
+end
+
+
+
+-- the stream of the durable feed, made when it is not there (stream: its
+-- name; it keeps the last 10,000 events of <prefix>>, a day at most)
+local function ensure_stream(js, stream, prefix)
+    local info, err, code = js:stream_info(stream)
+    if info then
+        return true
+    end
+    if code ~= 10059 then           -- another error than "not found"
+        return nil, err
+    end
+    info, err = js:add_stream({ name = stream, subjects = { prefix .. ">" },
+                                max_msgs = 10000, max_age = 86400 * 1e9,
+                                storage = "file" })
+    if not info then
+        return nil, err
+    end
+    return true
+end
+
+
+function _M.stream_durable(conn_name, stream, prefix)
+    local t = topic()
+    if not t then
+        return ngx.exit(ngx.HTTP_BAD_REQUEST)
+    end
+    local last = ngx.var.http_last_event_id or ngx.var.arg_last_event_id
+    local from
+    if last then
+        from = tonumber(last)
+        if not from or from < 0 or from % 1 ~= 0 then
+            return ngx.exit(ngx.HTTP_BAD_REQUEST)
+        end
+    end
+    local js = connection(conn_name):jetstream()
+    local ok, err = ensure_stream(js, stream, prefix)
+    if not ok then
+        ngx.log(ngx.ERR, "feed: stream ", stream, ": ", err)
+        return ngx.exit(ngx.HTTP_BAD_GATEWAY)
+    end
+    local opts = { filter_subject = prefix .. t, deliver_policy = "new" }
+    if from then
+        opts.deliver_policy = "by_start_sequence"
+        opts.opt_start_seq = from + 1
+    elseif ngx.var.arg_from == "all" then
+        opts.deliver_policy = "all"
+    end
+    local oc
+    oc, err = js:ordered_consumer(stream, opts)
+    if not oc then
+        ngx.log(ngx.ERR, "feed: ordered consumer: ", err)
+        return ngx.exit(ngx.HTTP_BAD_GATEWAY)
+    end
+
+    ngx.header.content_type = "text/event-stream"
+    ngx.header.cache_control = "no-cache"
+    ngx.header["X-Accel-Buffering"] = "no"
+    -- the browser comes back after 1 s when the stream breaks
+    ngx.print("retry: 1000\n: subscribed to ", t, from and " after " .. from
+              or "", "\n\n")
+    if not ngx.flush(true) then
+        return
+    end
+
+    while true do
+        local msg
+        msg, err = oc:next(KEEPALIVE)
+        if msg then
+            ngx.print(event(msg.metadata.sequence.stream, msg.payload))
+        elseif err == "timeout" then
+            ngx.print(": keep-alive\n\n")
+        else
+            ngx.print("event: end\ndata: ", tostring(err), "\n\n")
+            ngx.flush(true)
+            return
+        end
+        if not ngx.flush(true) then
+            return      -- the browser went away (the consumer goes too)
+        end
+    end
+end
+
+
+function _M.publish_durable(conn_name, stream, prefix)
+    local t = topic()
+    if not t or ngx.req.get_method() ~= "POST" then
+        return ngx.exit(ngx.HTTP_BAD_REQUEST)
+    end
+    local js = connection(conn_name):jetstream()
+    ngx.req.read_body()
+    local body = ngx.req.get_body_data() or ""
+    local ack, err = js:publish(prefix .. t, body)
+    if not ack and err == "no responders" then
+        -- no stream yet: make it, once
+        local ok
+        ok, err = ensure_stream(js, stream, prefix)
+        if ok then
+            ack, err = js:publish(prefix .. t, body)
+        end
+    end
+    if not ack then
+        ngx.status = ngx.HTTP_BAD_GATEWAY
+        ngx.say("publish: ", err)
+        return
+    end
+    ngx.status = 201
+    ngx.say("stored in ", t, " as ", ack.seq)
 end
 
 
