@@ -29,6 +29,7 @@ local pool_release = require("resty.nats.pool").release
 local new_sema = require("ngx.semaphore").new
 
 local ngx_now = ngx.now
+local ngx_log, ngx_ERR = ngx.log, ngx.ERR
 local type, tonumber, pairs, error = type, tonumber, pairs, error
 
 
@@ -248,10 +249,34 @@ end
 -- that reaches a callback, for wait), or an error. Returns true, or
 -- false, err. With keep_going, a -ERR the server lives with does not stop
 -- it: the first one is returned at the end.
-local function run(self, deadline, rt, stop, keep_going, arg)
+-- With drain, once stop() is true it goes on through the events the
+-- parser holds complete (no more reads), so that a message reader gets
+-- what one read brought in one call.
+local function run(self, deadline, rt, stop, keep_going, arg, drain)
     local soft_err
-    while not stop(self, arg) do
-        local ev, err, fatal = next_event(self, deadline)
+    local reading = true
+    while true do
+        local ev, err, fatal
+        if reading and stop(self, arg) then
+            if not drain then
+                break
+            end
+            reading = false
+        end
+        if reading then
+            ev, err, fatal = next_event(self, deadline)
+        else
+            ev, err = parsed_event(self)
+            if not ev and not err then
+                break
+            end
+            if err then
+                -- (next_event logs its protocol errors itself)
+                ngx_log(ngx_ERR, self._log_prefix, err,
+                        ", closing the connection")
+                fatal = true
+            end
+        end
         if not ev then
             if fatal then
                 return fail(self, err)
@@ -313,12 +338,12 @@ end
 
 
 -- runs the reader when no other light thread is reading this object
-local function read_until(self, deadline, rt, stop, keep_going, arg)
+local function read_until(self, deadline, rt, stop, keep_going, arg, drain)
     if self._reading then
         return false, "busy: another light thread is reading this connection"
     end
     self._reading = true
-    local ok, err = run(self, deadline, rt, stop, keep_going, arg)
+    local ok, err = run(self, deadline, rt, stop, keep_going, arg, drain)
     self._reading = false
     handoff(self)
     if ok then
@@ -389,7 +414,7 @@ function _M.wait_sub(self, sub, deadline)
     if not self._connected then
         return nil, "not connected"
     end
-    return read_until(self, deadline, nil, stop_sub, false, sub)
+    return read_until(self, deadline, nil, stop_sub, false, sub, true)
 end
 
 

@@ -280,12 +280,8 @@ end
 _M.wake = wake
 
 
--- sub:next([timeout]): the next message of a subscription without a
--- callback; nil, "timeout" or nil, "closed"
-function Sub.next(sub, timeout)
-    if sub.callback then
-        error("next() on a subscription with a callback", 2)
-    end
+-- sub:next()'s wait for a message
+local function next_wait(sub, timeout)
     local deadline, err
     while true do
         local msg = pop(sub)
@@ -307,7 +303,7 @@ function Sub.next(sub, timeout)
                and (type(timeout) ~= "number" or timeout < 0)
             then
                 error("bad timeout for 'next' (a number of ms >= 0 "
-                      .. "expected)", 2)
+                      .. "expected)", 3)
             end
             if timeout == 0 then
                 return nil, "timeout"
@@ -321,6 +317,23 @@ function Sub.next(sub, timeout)
             err = nil
         end
     end
+end
+
+
+-- sub:next([timeout]): the next message of a subscription without a
+-- callback; nil, "timeout" or nil, "closed". A message queued already is
+-- returned without a loop (LuaJIT compiles that into the caller's loop).
+function Sub.next(sub, timeout)
+    if sub.callback then
+        error("next() on a subscription with a callback", 2)
+    end
+    local msg = pop(sub)
+    if msg then
+        return msg
+    end
+    local err
+    msg, err = next_wait(sub, timeout)     -- (no tail call: error levels)
+    return msg, err
 end
 
 
@@ -344,7 +357,10 @@ function Sub.unsubscribe(sub)
         sub._owner = nil
         owner:_drop()
     end
-    return ok, err
+    if err ~= nil then
+        return ok, err
+    end
+    return ok
 end
 
 

@@ -25,6 +25,9 @@ local jetstream = require "resty.nats.jetstream"
 local new_inbox = jetstream.new_inbox
 local encode = require("resty.nats.jetstream.json").encode
 local now_ms = require("resty.nats.settings").now_ms
+local pop = require("resty.nats.subs").pop
+
+local ngx_now = ngx.now
 
 local type, tonumber = type, tonumber
 local math_min, math_max = math.min, math.max
@@ -137,26 +140,35 @@ local function start(f)
 end
 
 
--- asks for batches until two are on their way (never more messages than
--- are left, when that is known)
-local function ask(f)
-    local conn = f._js._conn
+-- one pull request for the next batch (never more messages than are
+-- left, when that is known): true, or nil, err
+local function ask_one(f)
+    local n = f._batch
     local left = f._left
-    while f._asked <= f._batch and (not left or f._asked < left) do
-        local n = f._batch
-        if left then
-            n = math_min(n, left - f._asked)
-        end
-        local body = encode({ batch = n, max_bytes = f._max_bytes,
-                              expires = f._expires * 1e6,
-                              idle_heartbeat = f._heartbeat
-                                               and f._heartbeat * 1e6 })
-        local ok, err = conn:publish(f._next_subject, body,
-                                     { reply_to = f._inbox })
+    if left then
+        n = math_min(n, left - f._asked)
+    end
+    local body = encode({ batch = n, max_bytes = f._max_bytes,
+                          expires = f._expires * 1e6,
+                          idle_heartbeat = f._heartbeat
+                                           and f._heartbeat * 1e6 })
+    local ok, err = f._js._conn:publish(f._next_subject, body,
+                                        { reply_to = f._inbox })
+    if not ok then
+        return nil, err
+    end
+    f._asked = f._asked + n
+    return true
+end
+
+
+-- asks for batches until two are on their way
+local function ask(f)
+    while f._asked <= f._batch and (not f._left or f._asked < f._left) do
+        local ok, err = ask_one(f)
         if not ok then
             return nil, err
         end
-        f._asked = f._asked + n
     end
     return true
 end
@@ -219,11 +231,22 @@ local function on_status(f, m)
 end
 
 
--- next([timeout]): the next message and its metadata (m, md); nil, "end"
--- when every message of a counted feed was read; nil, "timeout" when none
--- came within timeout ms (default: the feed's expires; the feed goes on);
--- nil, err on failure
-function Feed.next(f, timeout)
+-- m (popped from the feed's subscription) is the next message: f moves
+-- past it; its metadata md
+local function take(f, m, md)
+    f._cseq = md.consumer_seq
+    f._sseq = md.stream_seq
+    f._asked = f._asked - 1
+    if f._left then
+        f._left = f._left - 1
+    end
+    return m, md
+end
+
+
+-- next() when the fast path could not: waits, asks, restarts (m: a
+-- message popped already and not taken)
+local function next_slow(f, timeout, m)
     local sub = f._sub
     if not sub then
         return nil, "closed"
@@ -237,7 +260,10 @@ function Feed.next(f, timeout)
     local restart = f._reconnects ~= conn._reconnects
     while true do
         local ok, err, code
-        if restart then
+        if m then
+            -- (a popped message: handled below as if just read)
+            err = nil
+        elseif restart then
             restart = false
             ok, err, code = start(f)
             if not ok then
@@ -245,32 +271,29 @@ function Feed.next(f, timeout)
             end
             sub = f._sub
         end
-        ok, err = ask(f)
-        if not ok then
-            return nil, err
+        if not m then
+            ok, err = ask(f)
+            if not ok then
+                return nil, err
+            end
+            local left = deadline - now_ms()
+            if left <= 0 then
+                return nil, "timeout"
+            end
+            m, err = sub:next(hb and math_min(left, hb) or left)
         end
-        local left = deadline - now_ms()
-        if left <= 0 then
-            return nil, "timeout"
-        end
-        local m
-        m, err = sub:next(hb and math_min(left, hb) or left)
         if m then
+            local msg = m
+            m = nil
             f._active = now_ms()
-            local md = not m.status and metadata(m.reply_to)
+            local md = not msg.status and metadata(msg.reply_to)
             if md then
                 if md.consumer_seq == f._cseq + 1 then
-                    f._cseq = md.consumer_seq
-                    f._sseq = md.stream_seq
-                    f._asked = f._asked - 1
-                    if f._left then
-                        f._left = f._left - 1
-                    end
-                    return m, md
+                    return take(f, msg, md)
                 end
                 restart = true          -- a message skipped
-            elseif m.status then
-                restart = on_status(f, m) == "restart"
+            elseif msg.status then
+                restart = on_status(f, msg) == "restart"
             end
             -- (anything else on the inbox is not the consumer's: ignored)
         elseif err == "timeout" then
@@ -282,6 +305,40 @@ function Feed.next(f, timeout)
             return nil, err
         end
     end
+end
+
+
+-- next([timeout]): the next message and its metadata (m, md); nil, "end"
+-- when every message of a counted feed was read; nil, "timeout" when none
+-- came within timeout ms (default: the feed's expires; the feed goes on);
+-- nil, err on failure. The fast path (a message queued already, the next
+-- one in order) is loop-free, so that LuaJIT compiles it into the
+-- caller's loop.
+function Feed.next(f, timeout)
+    local sub = f._sub
+    local left = f._left
+    if not sub or (left and left <= 0)
+       or f._reconnects ~= f._js._conn._reconnects
+    then
+        return next_slow(f, timeout)
+    end
+    local m = pop(sub)
+    if not m then
+        return next_slow(f, timeout)
+    end
+    local md = not m.status and metadata(m.reply_to)
+    if not md or md.consumer_seq ~= f._cseq + 1 then
+        return next_slow(f, timeout, m)
+    end
+    f._active = ngx_now() * 1000
+    take(f, m, md)
+    left = f._left
+    if f._asked <= f._batch and (not left or f._asked < left) then
+        -- the batch before this one was read: the next one (when that
+        -- fails, the next call's slow path asks again)
+        ask_one(f)
+    end
+    return m, md
 end
 
 
