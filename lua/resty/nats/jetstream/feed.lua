@@ -70,6 +70,13 @@ local function consumer_cfg(f)
         inactive_threshold = INACTIVE * 1e6,
         filter_subject = f._filter, headers_only = f._headers_only,
     }
+    if f._push then
+        -- a push consumer: flow control, and heartbeats that say the last
+        -- consumer sequence sent
+        cfg.deliver_subject = f._inbox
+        cfg.flow_control = true
+        cfg.idle_heartbeat = f._heartbeat * 1e6
+    end
     local from = f._sseq > 0 and f._sseq + 1 or f._resume
     if from then
         cfg.deliver_policy = "by_start_sequence"
@@ -164,6 +171,9 @@ end
 
 -- asks for batches until two are on their way
 local function ask(f)
+    if f._push then
+        return true
+    end
     while f._asked <= f._batch and (not f._left or f._asked < f._left) do
         local ok, err = ask_one(f)
         if not ok then
@@ -180,8 +190,9 @@ end
 -- count = messages to read (true: what is there at the start; nil: no
 -- end), batch = messages per pull request, max_bytes = bytes per pull
 -- request, expires = ms a pull request waits, heartbeat = ms (idle
--- heartbeats of the pull requests; nil: none) }. The feed, or nil, err,
--- code.
+-- heartbeats; nil: none), push = true (a push consumer with flow control
+-- instead of pull requests: no round trips, a window the server sizes;
+-- needs heartbeat) }. The feed, or nil, err, code.
 function _M.open(js, stream, opts)
     local f = setmetatable({
         _js = js, _stream = stream, _filter = opts.filter_subject,
@@ -198,6 +209,7 @@ function _M.open(js, stream, opts)
         _max_bytes = opts.max_bytes,
         _expires = opts.expires or js._timeout,
         _heartbeat = opts.heartbeat,
+        _push = opts.push and true or nil,
         restarts = 0,
     }, feed_mt)
     local ok, err, code = start(f)
@@ -212,7 +224,28 @@ end
 local function on_status(f, m)
     local status = m.status
     if status == 100 then
-        return true                     -- an idle heartbeat
+        if not f._push then
+            return true                 -- a pull request's heartbeat
+        end
+        local conn = f._js._conn
+        if m.reply_to then
+            -- flow control: the server sends more once this is answered
+            conn:publish(m.reply_to, "")
+            return true
+        end
+        -- an idle heartbeat: the consumer's last sequence sent (a gap when
+        -- it is past the last one read), and a stalled consumer to wake
+        local stalled = header(m.headers, "Nats-Consumer-Stalled")
+        if stalled then
+            conn:publish(stalled, "")
+        end
+        local last = tonumber(header(m.headers, "Nats-Last-Consumer"))
+        -- (the heartbeat comes after the messages it counts: they were
+        -- read before it, unless some were lost)
+        if last and last > f._cseq then
+            return "restart"
+        end
+        return true
     end
     if status == 408 or (status == 409 and ENDED_409[m.description]) then
         -- a pull request ended (expired, or its max_bytes reached) with
@@ -333,7 +366,8 @@ function Feed.next(f, timeout)
     f._active = ngx_now() * 1000
     take(f, m, md)
     left = f._left
-    if f._asked <= f._batch and (not left or f._asked < left) then
+    if not f._push and f._asked <= f._batch and (not left or f._asked < left)
+    then
         -- the batch before this one was read: the next one (when that
         -- fails, the next call's slow path asks again)
         ask_one(f)

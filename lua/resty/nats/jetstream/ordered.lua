@@ -3,10 +3,11 @@
 -- resty.nats.jetstream.ordered: ordered consumers (ADR-17's contract):
 -- every message of a stream (on a filter) once, in stream order, from a
 -- start point, on either kind of connection. Under it, a feed
--- (resty.nats.jetstream.feed): an ephemeral pull consumer (ack none, in
--- memory, one replica, idle heartbeats, an inactive threshold) made again
--- from the next stream sequence on a gap, a missed heartbeat, a deleted
--- consumer or a reconnect. It ends with oc:close(), with the request that
+-- (resty.nats.jetstream.feed): an ephemeral consumer (ack none, in
+-- memory, one replica, idle heartbeats, an inactive threshold; pushing
+-- with flow control on a shared connection, pulled on a per-request
+-- object) made again from the next stream sequence on a gap, a missed
+-- heartbeat, a deleted consumer or a reconnect. It ends with oc:close(), with the request that
 -- made it (shared connection), or when its per-request object goes back
 -- to the pool or is closed; its consumer is deleted at the server then.
 
@@ -109,6 +110,13 @@ function _M.open(js, stream, opts)
         max_bytes = math_max(BATCH_BYTES, max_payload + 65536),
         expires = math_max(EXPIRES, 3 * (opts.heartbeat or HEARTBEAT)),
         heartbeat = opts.heartbeat or HEARTBEAT,
+        -- a shared connection reads its socket all the time: a push
+        -- consumer with flow control (no round trips, less work for the
+        -- server); a per-request object reads it only inside calls, so
+        -- the server sends only what pull requests asked for (a push
+        -- consumer's window could fill the socket while the handler does
+        -- something else, and the server cuts slow consumers off)
+        push = js._conn._background and true or nil,
     })
     if not feed then
         return nil, err, code
