@@ -20,7 +20,8 @@
 # (the fetch loop's batch and js:consume's max_messages), BUILD_DIR;
 # PERF=FILE: instead, perf record -g of the worker during one ordered
 # read (PERF_PATH=/ordered?n=N&shared=1 for the shared connection's);
-# JITV=FILE: the worker's LuaJIT trace log (jit.v) goes there.
+# JITV=FILE: the worker's LuaJIT trace log (jit.v) goes there; JITP=FILE
+# (JITP_MODE=v): LuaJIT's profiler (jit.p) over each ordered read.
 {
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -91,6 +92,8 @@ http {
                     assert(conn:connect("127.0.0.1", $NATS_PORT))
                     js = conn:jetstream()
                 end
+                local prof = "${JITP:-}" ~= "" and require("jit.p")
+                if prof then prof.start("${JITP_MODE:-v}", "${JITP:-}") end
                 ngx.update_time()
                 local t0 = ngx.now()
                 local oc = assert(js:ordered_consumer("JSREAD"))
@@ -106,6 +109,7 @@ http {
                 ngx.update_time()
                 local t1 = ngx.now()
                 oc:close()
+                if prof then prof.stop() end
                 if conn then conn:close() end
                 ngx.say(string.format("%.0f", n / (t1 - t0)))
             }

@@ -12,7 +12,7 @@ local type = type
 local tonumber = tonumber
 local setmetatable = setmetatable
 local error = error
-local str_sub, str_match = string.sub, string.match
+local str_sub, str_find = string.sub, string.find
 
 
 local _M = {}
@@ -45,20 +45,32 @@ end
 
 -- $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>,
 -- or with <domain>.<account hash> after $JS.ACK (and a token at the end)
-local ACK_V1 = "^%$JS%.ACK%.([^.]+)%.([^.]+)%.(%d+)%.(%d+)%.(%d+)%.(%d+)%.(%d+)$"
-
 local function metadata(reply)
     if type(reply) ~= "string" or str_sub(reply, 1, 8) ~= "$JS.ACK." then
         return nil
     end
-    -- the common form in one match (a consumer's every message has one)
-    local s, c, d, ss, cs, ts, np = str_match(reply, ACK_V1)
-    if s then
-        return {
-            stream = s, consumer = c, num_delivered = tonumber(d),
-            stream_seq = tonumber(ss), consumer_seq = tonumber(cs),
-            timestamp = tonumber(ts), num_pending = tonumber(np),
+    -- the common form with plain finds (compiled by LuaJIT, unlike a
+    -- pattern with captures: a consumer's every message has one)
+    local a = str_find(reply, ".", 9, true)
+    local b = a and str_find(reply, ".", a + 1, true)
+    local c = b and str_find(reply, ".", b + 1, true)
+    local d = c and str_find(reply, ".", c + 1, true)
+    local e = d and str_find(reply, ".", d + 1, true)
+    local f = e and str_find(reply, ".", e + 1, true)
+    if f and not str_find(reply, ".", f + 1, true) then
+        local md = {
+            stream = str_sub(reply, 9, a - 1),
+            consumer = str_sub(reply, a + 1, b - 1),
+            num_delivered = tonumber(str_sub(reply, b + 1, c - 1)),
+            stream_seq = tonumber(str_sub(reply, c + 1, d - 1)),
+            consumer_seq = tonumber(str_sub(reply, d + 1, e - 1)),
+            timestamp = tonumber(str_sub(reply, e + 1, f - 1)),
+            num_pending = tonumber(str_sub(reply, f + 1)),
         }
+        if md.num_pending and md.stream_seq and md.consumer_seq then
+            return md
+        end
+        return nil
     end
     local t = {}
     for tok in reply:gmatch("[^.]+") do

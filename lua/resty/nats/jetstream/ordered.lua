@@ -141,16 +141,13 @@ function OC.next(oc, timeout)
         end
         return nil, md
     end
-    return {
-        subject = m.subject, payload = m.payload, headers = m.headers,
-        metadata = {
-            stream = md.stream, consumer = md.consumer,
-            sequence = { stream = md.stream_seq,
-                         consumer = md.consumer_seq },
-            num_pending = md.num_pending, num_delivered = md.num_delivered,
-            timestamp = md.timestamp, domain = md.domain,
-        },
-    }
+    -- (the engine's message and metadata tables, reused: one table more
+    -- per message instead of four)
+    md.sequence = { stream = md.stream_seq, consumer = md.consumer_seq }
+    m.metadata = md
+    m.reply_to = nil
+    m.sid = nil
+    return m
 end
 
 
