@@ -26,7 +26,7 @@ case "$seconds" in
 esac
 
 build=build-fuzz
-targets=${FUZZ_TARGETS:-"fuzz_parser fuzz_parser_structured fuzz_framer fuzz_headers fuzz_json"}
+targets=${FUZZ_TARGETS:-"fuzz_parser fuzz_parser_structured fuzz_framer fuzz_headers fuzz_json fuzz_jsmeta"}
 cc=${CC:-clang-14}
 cxx=${CXX:-clang++-14}
 

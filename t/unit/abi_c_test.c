@@ -49,7 +49,8 @@ static const any_fn  all_functions[] = {
     (any_fn) resty_nats_subs_set_max,
     (any_fn) resty_nats_subs_deliver,
     (any_fn) resty_nats_subs_remove,
-    (any_fn) resty_nats_random_token
+    (any_fn) resty_nats_random_token,
+    (any_fn) resty_nats_js_meta
 };
 
 

@@ -1134,3 +1134,71 @@ TEST(Random, ForkedChildDoesNotRepeatTheParent) {
         EXPECT_NE(child.substr(i * 22, 22), parent.substr(i * 22, 22)) << i;
     }
 }
+
+
+namespace {
+
+std::string str_of(const resty_nats_str_t &s) {
+    return std::string(s.data == nullptr ? "" : s.data, s.len);
+}
+
+}  // namespace
+
+TEST(JsMeta, NineTokens) {
+    std::string s = "$JS.ACK.ORDERS.worker.2.1234.17.1796623812598917202.5";
+    resty_nats_js_meta_t m;
+    ASSERT_EQ(resty_nats_js_meta(s.data(), s.size(), &m), RESTY_NATS_OK);
+    EXPECT_EQ(str_of(m.stream), "ORDERS");
+    EXPECT_EQ(str_of(m.consumer), "worker");
+    EXPECT_EQ(m.domain.len, 0u);
+    EXPECT_EQ(m.delivered, 2u);
+    EXPECT_EQ(m.stream_seq, 1234u);
+    EXPECT_EQ(m.consumer_seq, 17u);
+    EXPECT_EQ(m.timestamp, 1796623812598917202ull);
+    EXPECT_EQ(m.pending, 5u);
+    // the strings point into the input
+    EXPECT_EQ(m.stream.data, s.data() + 8);
+}
+
+TEST(JsMeta, DomainForm) {
+    resty_nats_js_meta_t m;
+    std::string s = "$JS.ACK.hub.ACCHASH.S.c.1.2.3.4.5.tok";
+    ASSERT_EQ(resty_nats_js_meta(s.data(), s.size(), &m), RESTY_NATS_OK);
+    EXPECT_EQ(str_of(m.domain), "hub");
+    EXPECT_EQ(str_of(m.stream), "S");
+    EXPECT_EQ(str_of(m.consumer), "c");
+    EXPECT_EQ(m.stream_seq, 2u);
+    EXPECT_EQ(m.pending, 5u);
+    s = "$JS.ACK._.ACCHASH.S.c.1.2.3.4.5";
+    ASSERT_EQ(resty_nats_js_meta(s.data(), s.size(), &m), RESTY_NATS_OK);
+    EXPECT_EQ(m.domain.len, 0u);               // "_": no domain
+    EXPECT_EQ(str_of(m.stream), "S");
+}
+
+TEST(JsMeta, RefusesWhatIsNotOne) {
+    resty_nats_js_meta_t m;
+    const char *bad[] = {
+        "", "$JS.ACK.", "$JS.ACK", "_INBOX.abc.1", "$JS.ACK.S.c.1.2.3.4",
+        "$JS.ACK.S.c.1.2.3.4.5.6",                 // 10 tokens
+        "$JS.ACK.S..1.2.3.4.5",                    // an empty token
+        "$JS.ACK.S.c.1.x2.3.4.5",                  // not a number
+        "$JS.ACK.S.c.1.-2.3.4.5",
+        "$JS.ACK.S.c.1.18446744073709551616.3.4.5",  // 2^64
+        "$JS.ACK.S.c.1.2.3.4.5.",                  // a trailing dot
+    };
+    for (const char *s : bad) {
+        EXPECT_EQ(resty_nats_js_meta(s, strlen(s), &m), RESTY_NATS_DECLINED)
+            << s;
+    }
+    std::string max = "$JS.ACK.S.c.1.18446744073709551615.3.4.5";
+    ASSERT_EQ(resty_nats_js_meta(max.data(), max.size(), &m), RESTY_NATS_OK);
+    EXPECT_EQ(m.stream_seq, UINT64_MAX);
+    // NULL: refused, never read
+    EXPECT_EQ(resty_nats_js_meta(nullptr, 0, &m), RESTY_NATS_DECLINED);
+    EXPECT_EQ(resty_nats_js_meta(nullptr, 5, &m), RESTY_NATS_ERROR);
+    EXPECT_EQ(resty_nats_js_meta(max.data(), max.size(), nullptr),
+              RESTY_NATS_ERROR);
+    // a length shorter than the string: only those bytes count
+    EXPECT_EQ(resty_nats_js_meta(max.data(), max.size() - 2, &m),
+              RESTY_NATS_DECLINED);
+}

@@ -282,6 +282,30 @@ int resty_nats_subs_remove(resty_nats_subs_t *t, uint64_t sid);
  */
 int resty_nats_random_token(char *buf, size_t len);
 
+/* the metadata in the reply subject of a JetStream consumer's message */
+typedef struct resty_nats_js_meta_s {
+    resty_nats_str_t  domain;       /* empty: none (or "_") */
+    resty_nats_str_t  stream;
+    resty_nats_str_t  consumer;
+    uint64_t          delivered;    /* times delivered, this one included */
+    uint64_t          stream_seq;
+    uint64_t          consumer_seq;
+    uint64_t          timestamp;    /* ns since the epoch */
+    uint64_t          pending;      /* messages left for the consumer */
+} resty_nats_js_meta_t;
+
+/*
+ * Parses a JetStream acknowledgement subject: "$JS.ACK.<stream>.
+ * <consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>" (9 tokens), or
+ * with "<domain>.<account hash>." after "$JS.ACK." (11 tokens or more;
+ * only the first 16 are looked at). RESTY_NATS_OK with *out filled (its
+ * strings point into s); RESTY_NATS_DECLINED when s is not such a subject
+ * (another token count, an empty token, a number with another byte than a
+ * digit or over 2^64 - 1); RESTY_NATS_ERROR when out is NULL or s is NULL
+ * with len > 0. Allocates nothing.
+ */
+int resty_nats_js_meta(const char *s, size_t len, resty_nats_js_meta_t *out);
+
 ]]
 end
 

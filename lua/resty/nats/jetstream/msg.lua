@@ -12,7 +12,10 @@ local type = type
 local tonumber = tonumber
 local setmetatable = setmetatable
 local error = error
-local str_sub, str_find = string.sub, string.find
+local ffi = require "ffi"
+local ffi_new, ffi_string = ffi.new, ffi.string
+local core = require "resty.nats.core"
+local C, OK = core.C, core.OK
 
 
 local _M = {}
@@ -44,56 +47,28 @@ end
 
 
 -- $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>,
--- or with <domain>.<account hash> after $JS.ACK (and a token at the end)
+-- or with <domain>.<account hash> after $JS.ACK (and a token at the end),
+-- parsed by the C core (every message of a consumer has one: in Lua the
+-- numbers were strings to make and collect first)
+local meta = ffi_new("resty_nats_js_meta_t")
+
 local function metadata(reply)
-    if type(reply) ~= "string" or str_sub(reply, 1, 8) ~= "$JS.ACK." then
-        return nil
-    end
-    -- the common form with plain finds (compiled by LuaJIT, unlike a
-    -- pattern with captures: a consumer's every message has one)
-    local a = str_find(reply, ".", 9, true)
-    local b = a and str_find(reply, ".", a + 1, true)
-    local c = b and str_find(reply, ".", b + 1, true)
-    local d = c and str_find(reply, ".", c + 1, true)
-    local e = d and str_find(reply, ".", d + 1, true)
-    local f = e and str_find(reply, ".", e + 1, true)
-    if f and not str_find(reply, ".", f + 1, true) then
-        local md = {
-            stream = str_sub(reply, 9, a - 1),
-            consumer = str_sub(reply, a + 1, b - 1),
-            num_delivered = tonumber(str_sub(reply, b + 1, c - 1)),
-            stream_seq = tonumber(str_sub(reply, c + 1, d - 1)),
-            consumer_seq = tonumber(str_sub(reply, d + 1, e - 1)),
-            timestamp = tonumber(str_sub(reply, e + 1, f - 1)),
-            num_pending = tonumber(str_sub(reply, f + 1)),
-        }
-        if md.num_pending and md.stream_seq and md.consumer_seq then
-            return md
-        end
-        return nil
-    end
-    local t = {}
-    for tok in reply:gmatch("[^.]+") do
-        t[#t + 1] = tok
-    end
-    local i
-    if #t == 9 then
-        i = 3
-    elseif #t >= 11 then
-        i = 5
-    else
+    if type(reply) ~= "string"
+       or C.resty_nats_js_meta(reply, #reply, meta) ~= OK
+    then
         return nil
     end
     local md = {
-        stream = t[i], consumer = t[i + 1],
-        num_delivered = tonumber(t[i + 2]),
-        stream_seq = tonumber(t[i + 3]),
-        consumer_seq = tonumber(t[i + 4]),
-        timestamp = tonumber(t[i + 5]),
-        num_pending = tonumber(t[i + 6]),
+        stream = ffi_string(meta.stream.data, meta.stream.len),
+        consumer = ffi_string(meta.consumer.data, meta.consumer.len),
+        num_delivered = tonumber(meta.delivered),
+        stream_seq = tonumber(meta.stream_seq),
+        consumer_seq = tonumber(meta.consumer_seq),
+        timestamp = tonumber(meta.timestamp),
+        num_pending = tonumber(meta.pending),
     }
-    if i == 5 and t[3] ~= "_" then
-        md.domain = t[3]
+    if meta.domain.len > 0 then
+        md.domain = ffi_string(meta.domain.data, meta.domain.len)
     end
     return md
 end
