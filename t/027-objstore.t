@@ -699,3 +699,66 @@ shared, after the restart: true
 stack traceback
 [alert]
 [crit]
+
+
+
+=== TEST 12: another object replaced in the middle of a read (a rollup of its meta while the chunks are in flight): the read still gets every chunk, on both kinds of connection
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local conn = assert(nats.shared("obs"))
+            for _, side in ipairs({ "per-request", "shared" }) do
+                local js, n
+                if side == "shared" then
+                    js = assert(conn:jetstream())
+                else
+                    js, n = t027.js()
+                end
+                local obs = t027.bucket(js, "t27r")
+                local block = t027.bytes(512)      -- 128 KiB: one chunk
+                local k = 0
+                assert(obs:put("big", function()
+                    k = k + 1
+                    if k > 48 then return nil end
+                    return block
+                end))                              -- 48 chunks: 6 MiB
+                assert(obs:put("other", "v1"))
+                local reader = assert(obs:open("big"))
+                local total, pieces = 0, 0
+                local p, err = reader()
+                total, pieces = #p, 1
+                -- the other object replaced while this read has asked
+                -- for two batches of its chunks (16 of 48)
+                local other, oerr
+                if side == "shared" then
+                    other, oerr = obs:put("other", "v2")
+                else
+                    -- (this object reads its socket only inside calls:
+                    -- the put goes through a connection of its own)
+                    local js2, n2 = t027.js()
+                    other, oerr = js2:object_store("t27r"):put("other", "v2")
+                    n2:close()
+                end
+                ngx.say(side, " replaced: ", other and other.size, oerr)
+                while true do
+                    p, err = reader()
+                    if not p then break end
+                    pieces = pieces + 1
+                    total = total + #p
+                end
+                ngx.say(side, " read: ", pieces, " ", total, " ", err)
+                ngx.say(side, " other: ", (obs:get("other")))
+                if n then n:close() end
+            end
+        }
+    }
+--- response_body
+per-request replaced: 2nil
+per-request read: 48 6291456 nil
+per-request other: v2
+shared replaced: 2nil
+shared read: 48 6291456 nil
+shared other: v2
+--- no_error_log
+[error]

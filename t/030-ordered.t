@@ -390,3 +390,41 @@ false bad 'filter_subject' option to 'ordered_consumer' (a subject expected)
 false bad 'heartbeat' option to 'ordered_consumer' (a number of ms >= 100 expected)
 bad stream: nilinvalid stream name: a.b
 missing stream: nilstream not found10059
+
+
+
+=== TEST 6: a message with Nats-Rollup stored in the middle of a read (nats-server 2.9 then moves the consumer past what it had not delivered): made again, no gap, no repeat (both kinds of connection)
+--- config
+    location = /t {
+        content_by_lua_block {
+            local js, n = t030.js()
+            local conn = require("resty.nats").shared("oc")
+            for _, side in ipairs({ { "per-request", js }, { "shared", assert(conn:jetstream()) } }) do
+                js:delete_stream("OU")
+                assert(js:add_stream({ name = "OU", subjects = { "ou.>" }, storage = "memory",
+                                       allow_rollup_hdrs = true }))
+                local pad = string.rep("p", 4096)
+                for i = 1, 3000 do
+                    assert(js:publish("ou.x", "v" .. i .. pad))
+                end
+                local oc = assert(side[2]:ordered_consumer("OU", { filter_subject = "ou.>" }))
+                local first = t030.drain(oc, 100)
+                local other, on = t030.js()
+                assert(other:publish("ou.y", "v3001", { headers = { ["Nats-Rollup"] = "sub" } }))
+                on:close()
+                local rest = t030.drain(oc, 2901, 5000)
+                ngx.say(side[1], " in order, once: ", t030.contiguous(first .. " " .. rest, 1, 3001))
+                ngx.say(side[1], " made again: ", oc:stats().restarts >= 1)
+                oc:close()
+            end
+            js:delete_stream("OU")
+            n:close()
+        }
+    }
+--- response_body
+per-request in order, once: true
+per-request made again: true
+shared in order, once: true
+shared made again: true
+--- no_error_log
+stack traceback

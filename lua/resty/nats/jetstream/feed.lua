@@ -204,6 +204,7 @@ function _M.open(js, stream, opts)
         },
         _sseq = 0, _cseq = 0, _asked = 0,
         _count = opts.count ~= nil,
+        _lps = opts.deliver_policy == "last_per_subject" or nil,
         _left = type(opts.count) == "number" and opts.count or nil,
         _batch = math_max(1, opts.batch or 256),
         _max_bytes = opts.max_bytes,
@@ -277,6 +278,27 @@ local function take(f, m, md)
 end
 
 
+-- m (md: its metadata; the next one in the consumer's order) comes after
+-- messages the consumer skipped? nats-server 2.9 moves a consumer to a
+-- message with Nats-Rollup on a subject of its filter when it is stored,
+-- past whatever the consumer had not delivered yet (seen with 2.9.10):
+-- such a message after a gap in stream sequences is taken as that (it
+-- may be a gap of messages outside the filter: then the consumer is made
+-- again for nothing, which costs a request and loses nothing: the first
+-- message of a consumer made again so is taken as it comes). Not before
+-- the feed returned a message (gaps at the start are the filter's), nor
+-- for last_per_subject, whose gaps are what it is for.
+local function skipped(f, m, md)
+    local h = m.headers
+    if not h or not h["Nats-Rollup"] or f._lps or f._sseq == 0
+       or f._cseq == 0
+    then
+        return false
+    end
+    return md.stream_seq > f._sseq + 1
+end
+
+
 -- next() when the fast path could not: waits, asks, restarts (m: a
 -- message popped already and not taken)
 local function next_slow(f, timeout, m)
@@ -321,7 +343,7 @@ local function next_slow(f, timeout, m)
             f._active = now_ms()
             local md = not msg.status and metadata(msg.reply_to)
             if md then
-                if md.consumer_seq == f._cseq + 1 then
+                if md.consumer_seq == f._cseq + 1 and not skipped(f, msg, md) then
                     return take(f, msg, md)
                 end
                 restart = true          -- a message skipped
@@ -360,7 +382,7 @@ function Feed.next(f, timeout)
         return next_slow(f, timeout)
     end
     local md = not m.status and metadata(m.reply_to)
-    if not md or md.consumer_seq ~= f._cseq + 1 then
+    if not md or md.consumer_seq ~= f._cseq + 1 or skipped(f, m, md) then
         return next_slow(f, timeout, m)
     end
     f._active = ngx_now() * 1000

@@ -2,24 +2,36 @@
 --
 -- resty.nats.jetstream.watch: a watcher of a stream's subjects on a
 -- shared connection, under key-value watches (resty.nats.kv) and object
--- store watches (resty.nats.objstore): an ephemeral push consumer (no
--- acks, in memory, flow control, idle heartbeats) delivers the last
--- message of each subject first, then every new one, in order, to a
--- callback run as the callbacks of conn:subscribe (in a timer). Every
--- WATCH_CHECK s the watcher checks, after a reconnect or WATCH_STALE ms
--- without a message or heartbeat, that its consumer is still there, and
--- makes it again from the sequence after the last one delivered when the
--- server lost it (a restart loses an in-memory consumer): nothing missed,
--- nothing twice.
+-- store watches (resty.nats.objstore): the last message of each subject
+-- first, then every new one, in order, once, to a callback run in a timer
+-- (as the callbacks of conn:subscribe).
+--
+-- Two steps. The last messages are read through a feed (a pull consumer
+-- with last_per_subject that stops after the ones there were: the feed
+-- reads exactly that many), in a timer; then an ephemeral push consumer
+-- (no acks, in memory, flow control, idle heartbeats) delivers everything
+-- after the last sequence read. One push consumer with last_per_subject
+-- would do both, but nats-server 2.9 may skip messages stored while such a
+-- consumer finishes its last values (seen: a change made right after the
+-- watch began never came).
+--
+-- Every WATCH_CHECK s the watcher checks, after a reconnect or
+-- WATCH_STALE ms without a message or heartbeat, that its consumer is
+-- still there, and makes it again from the sequence after the last one
+-- delivered when the server lost it (a restart loses an in-memory
+-- consumer): nothing missed, nothing twice.
 
 local metadata = require("resty.nats.jetstream.msg").metadata
 local new_inbox = require("resty.nats.jetstream").new_inbox
+local feed_open = require("resty.nats.jetstream.feed").open
 local now_ms = require("resty.nats.settings").now_ms
 
 local timer_at = ngx.timer.at
-local ngx_log, WARN = ngx.log, ngx.WARN
+local ngx_log, WARN, ngx_ERR = ngx.log, ngx.WARN, ngx.ERR
 local setmetatable, tostring = setmetatable, tostring
-local type, tonumber = type, tonumber
+local type, tonumber, pcall = type, tonumber, pcall
+local str_match, str_sub = string.match, string.sub
+local math_floor = math.floor
 
 
 local _M = {}
@@ -31,10 +43,12 @@ local WATCH_HEARTBEAT = 5000            -- ms
 local WATCH_CHECK = 1                   -- s
 local WATCH_STALE = 3 * WATCH_HEARTBEAT
 local ERR_CONSUMER_NOT_FOUND = 10014
+local ERR_NO_MESSAGE = 10037
 
 
--- (re)makes the push consumer of watcher w: the last message of each
--- subject first, or, when w has seen some, everything after the last
+-- (re)makes the push consumer of watcher w: everything after the last
+-- message delivered (all there is when there was none), or as its policy
+-- says (all, new) when it never delivered any
 local function make_consumer(w)
     local cfg = {
         deliver_subject = w._inbox, ack_policy = "none",
@@ -46,6 +60,9 @@ local function make_consumer(w)
     if from then
         cfg.deliver_policy = "by_start_sequence"
         cfg.opt_start_seq = from
+    elseif w._policy == "last_per_subject" then
+        -- (the last values were read first: none there)
+        cfg.deliver_policy = "all"
     else
         cfg.deliver_policy = w._policy
     end
@@ -77,7 +94,13 @@ local function check(premature, w)
     if st.state == "closed" then
         return
     end
-    if st.state == "connected"
+    if st.state == "connected" and w._started and not w._consumer then
+        -- the first push consumer could not be made: again
+        local ok, err = make_consumer(w)
+        if not ok then
+            ngx_log(WARN, "nats: ", w._what, ": making the consumer: ", err)
+        end
+    elseif st.state == "connected" and w._consumer
        and (st.reconnects ~= w._reconnects
             or now_ms() - w._active > WATCH_STALE)
     then
@@ -108,6 +131,129 @@ local function check(premature, w)
 end
 
 
+-- "2026-12-07T06:10:12.599083692Z" (as the JSON API writes times) as ns
+-- since the epoch, or nil
+local function parse_time(t)
+    local y, mo, d, h, mi, sec, frac = str_match(t or "",
+        "^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)%.?(%d*)Z$")
+    if not y then
+        return nil
+    end
+    y, mo = tonumber(y), tonumber(mo)
+    -- days from the civil date (proleptic Gregorian)
+    if mo <= 2 then
+        y = y - 1
+    end
+    local era = math_floor(y / 400)
+    local yoe = y - era * 400
+    local doy = math_floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5)
+                + tonumber(d) - 1
+    local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
+    local days = era * 146097 + doe - 719468
+    local ns = tonumber(str_sub(frac .. "000000000", 1, 9))
+    return ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60e9
+           + tonumber(sec) * 1e9 + ns
+end
+
+
+-- nats-server 2.9 moves the consumers of a stream past the messages they
+-- had not delivered yet when a message with Nats-Rollup is stored (seen
+-- with 2.9.10: a change made just before another key's purge or an
+-- object's replacement never came). So before a rollup message at seq
+-- goes to the callback, what the filter has between the last one
+-- delivered and it is read from the stream and delivered first.
+local function fill_gap(w, seq)
+    -- from after the last one delivered; before any: from where the
+    -- consumer started ("new": where the first one began; "all" and
+    -- last values that were none: the start)
+    local from = w._seq > 0 and w._seq + 1 or w._resume
+                 or (w._policy ~= "new" and 1)
+    while from and from < seq do
+        local sm, err, code = w._js:get_msg(w._stream,
+                                            { next_by_subj = w._filter,
+                                              seq = from })
+        if not sm then
+            if code ~= ERR_NO_MESSAGE then
+                ngx_log(WARN, "nats: ", w._what, ": reading what came ",
+                        "before a rollup: ", err)
+            end
+            return
+        end
+        if sm.seq >= seq then
+            return
+        end
+        w._seq = sm.seq
+        w._on_msg({ subject = sm.subject, payload = sm.payload,
+                    headers = sm.headers },
+                  { stream = w._stream, stream_seq = sm.seq,
+                    timestamp = parse_time(sm.time), num_pending = 0 })
+        from = sm.seq + 1
+    end
+end
+
+
+-- m (md: its metadata) to the watcher's callback, unless it was already
+local function deliver(w, m, md)
+    -- (a consumer pushes before its creation is answered: messages are
+    -- told apart by their stream sequence, not by consumer name)
+    local seq = md.stream_seq
+    if seq then
+        if seq <= w._seq then
+            return  -- delivered already (a consumer made again)
+        end
+        local h = m.headers
+        if h and h["Nats-Rollup"] and w._started then
+            fill_gap(w, seq)
+        end
+        w._seq = seq
+    end
+    w._on_msg(m, md)
+end
+
+
+-- the first step, in a timer: the last message of each subject through a
+-- feed, then the push consumer from the sequence after
+local function last_values(premature, w)
+    if premature or w._stopped then
+        return
+    end
+    local feed, err = feed_open(w._js, w._stream, {
+        filter_subject = w._filter, deliver_policy = "last_per_subject",
+        headers_only = w._headers_only, count = true,
+    })
+    if feed then
+        while not w._stopped do
+            local m, md = feed:next()
+            if not m then
+                if md ~= "end" then
+                    err = md
+                end
+                break
+            end
+            w._active = now_ms()
+            local ok, e = pcall(deliver, w, m, md)
+            if not ok then
+                ngx_log(ngx_ERR, "nats: ", w._what, ": callback failed: ", e)
+            end
+        end
+        feed:close()
+    end
+    if err then
+        ngx_log(WARN, "nats: ", w._what, ": reading the last values: ", err,
+                "; going on with what came after")
+    end
+    w._started = true
+    if not w._stopped then
+        local ok
+        ok, err = make_consumer(w)
+        if not ok then
+            -- (the next check makes it)
+            ngx_log(WARN, "nats: ", w._what, ": making the consumer: ", err)
+        end
+    end
+end
+
+
 -- new(js, stream, filter, what, on_msg [, opts]): on_msg(m, md) for each
 -- message of the stream on filter (md: its metadata), once, in order;
 -- what names the watcher in log lines. opts: deliver_policy (the last
@@ -127,7 +273,7 @@ function _M.new(js, stream, filter, what, on_msg, opts)
         _what = what, _inbox = inbox, _seq = 0, _active = now_ms(),
         _policy = opts and opts.deliver_policy or "last_per_subject",
         _headers_only = opts and opts.headers_only or nil,
-        _reconnects = conn:stats().reconnects,
+        _reconnects = conn:stats().reconnects, _on_msg = on_msg,
     }, watcher_mt)
     local sub
     sub, err = conn:subscribe(inbox, function(m)
@@ -139,24 +285,26 @@ function _M.new(js, stream, filter, what, on_msg, opts)
             end
             return
         end
-        -- (a consumer pushes before its creation is answered: messages
-        -- are told apart by their stream sequence, not by consumer name)
-        local md = metadata(m.reply_to) or {}
-        local seq = md.stream_seq
-        if seq then
-            if seq <= w._seq then
-                return  -- delivered already (a consumer made again)
-            end
-            w._seq = seq
-        end
-        on_msg(m, md)
+        deliver(w, m, metadata(m.reply_to) or {})
     end)
     if not sub then
         return nil, err
     end
     w._sub = sub
     local ok, code
-    ok, err, code = make_consumer(w)
+    if w._policy == "last_per_subject" then
+        -- the stream must be there (its errors now, not in the timer)
+        ok, err, code = w._js:stream_info(stream)
+        if ok then
+            ok, err = timer_at(0, last_values, w)
+            if not ok then
+                err = "failed to create timer: " .. tostring(err)
+            end
+        end
+    else
+        w._started = true
+        ok, err, code = make_consumer(w)
+    end
     if not ok then
         sub:unsubscribe()
         return nil, err, code
@@ -177,7 +325,9 @@ function Watcher.stop(w)
     end
     w._stopped = true
     w._sub:unsubscribe()
-    w._js:delete_consumer(w._stream, w._consumer)
+    if w._consumer then
+        w._js:delete_consumer(w._stream, w._consumer)
+    end
     return true
 end
 
