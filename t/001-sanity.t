@@ -31,7 +31,7 @@ __DATA__
                 n = n + 1
             end
             -- the ABI is what Lua calls: its size is pinned
-            ngx.say(n == 20 and "ok" or (n .. " functions"))
+            ngx.say(n == 21 and "ok" or (n .. " functions"))
             local v = ffi.C.resty_nats_version()
             ngx.say("version ", nats._VERSION == string.format("%d.%d.%d",
                     math.floor(v / 10000), math.floor(v / 100) % 100, v % 100))
