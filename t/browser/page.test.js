@@ -31,6 +31,8 @@ function log(...args) {
     console.error("page.test:", ...args);
 }
 
+const pageErrors = [];    // uncaught errors of the page's script
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // polls get() until ok(value); throws "what" with the last value
@@ -124,7 +126,7 @@ async function opens(page) {
 async function openPage(browser, name) {
     const page = await browser.newPage();
     await page.setViewport({ width: 900, height: 900 });
-    page.on("pageerror", (e) => log(`${name}: page error: ${e.message}`));
+    page.on("pageerror", (e) => pageErrors.push(`${name}: ${e.message}`));
     await page.evaluateOnNewDocument(() => {
         window.__feedOpens = 0;
         const Native = window.EventSource;
@@ -362,6 +364,9 @@ async function main() {
         if (st.colors < 3 || st.differ < 0.01) {
             throw new Error(`${png} looks blank (${st.colors} colors,`
                             + ` ${(st.differ * 100).toFixed(2)}% non-background)`);
+        }
+        if (pageErrors.length) {
+            throw new Error(`the page's script failed: ${pageErrors.join("; ")}`);
         }
         log(`PASS in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (e) {
