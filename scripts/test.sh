@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs every test:
-# the GoogleTest unit tests and the Test::Nginx suites (through CTest).
+# the GoogleTest unit tests, the Test::Nginx suites, the example page in
+# headless Chromium (scripts/test-browser.sh) and the Debian package
+# (scripts/test-package.sh: built, installed, used, purged), through CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
