@@ -163,7 +163,9 @@ URL=nats://127.0.0.1:$NATS_PORT
 B=http://127.0.0.1:$HTTP_PORT
 JB=$BUILD_DIR/bench/jsread_bench
 
-echo "filling JSREAD with $N x $SIZE B: $("$JB" fill "$URL" JSREAD jsread.x "$N" "$SIZE") msgs/s (libnats)" >&2
+fill=$("$JB" fill "$URL" JSREAD jsread.x "$N" "$SIZE") \
+    || { echo "jsread.sh: filling the stream failed" >&2; exit 1; }
+echo "filled JSREAD with $N x $SIZE B: $fill msgs/s (libnats)" >&2
 
 if [ -n "${PERF:-}" ]; then
     # where the worker's time goes during one ordered read: perf report -i

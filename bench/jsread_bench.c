@@ -70,6 +70,7 @@ bench_fill(natsConnection *nc, const char *stream, const char *subject,
 
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.StallWait = 30000;     /* ms: wait, do not fail */
     s = natsConnection_JetStream(&js, nc, &jo);
     if (s != NATS_OK) {
         return fail("jetstream", s, 0);

@@ -26,7 +26,7 @@ local _M = {}
 local OC = {}
 local oc_mt = { __index = OC }
 
-local BATCH = 1000                      -- messages a pull request asks for
+local BATCH = 4000                      -- messages a pull request asks for
 local BATCH_BYTES = 1024 * 1024         -- and bytes, at most (see below)
 local EXPIRES = 30000                   -- ms a pull request waits
 local HEARTBEAT = 5000                  -- ms between its idle heartbeats
