@@ -58,6 +58,10 @@ Live feed: open http://127.0.0.1:$HTTP_PORT/ in a browser, or
   curl -N 'http://127.0.0.1:$HTTP_PORT/events?topic=news'
   curl -d 'breaking' 'http://127.0.0.1:$HTTP_PORT/feed?topic=news'
 
+The same feed kept in a JetStream stream (resumes with Last-Event-ID):
+  curl -N -H 'Last-Event-ID: 0' 'http://127.0.0.1:$HTTP_PORT/durable/events?topic=news'
+  curl -d 'kept' 'http://127.0.0.1:$HTTP_PORT/durable/feed?topic=news'
+
 Files (a JetStream object store, streamed through nginx):
   curl -T README.md http://127.0.0.1:$HTTP_PORT/files/readme.md
   curl -i http://127.0.0.1:$HTTP_PORT/files/readme.md
