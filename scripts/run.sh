@@ -62,6 +62,11 @@ The same feed kept in a JetStream stream (resumes with Last-Event-ID):
   curl -N -H 'Last-Event-ID: 0' 'http://127.0.0.1:$HTTP_PORT/durable/events?topic=news'
   curl -d 'kept' 'http://127.0.0.1:$HTTP_PORT/durable/feed?topic=news'
 
+Services (each worker an instance of demo-calc; discovery by $SRV.PING):
+  curl http://127.0.0.1:$HTTP_PORT/services
+  curl -d '2 3 4' http://127.0.0.1:$HTTP_PORT/svc/demo.calc.sum
+  curl -i -d 'none' http://127.0.0.1:$HTTP_PORT/svc/demo.calc.sum
+
 Files (a JetStream object store, streamed through nginx):
   curl -T README.md http://127.0.0.1:$HTTP_PORT/files/readme.md
   curl -i http://127.0.0.1:$HTTP_PORT/files/readme.md

@@ -3,7 +3,7 @@
 # under a steady request load (the responder is a callback subscription
 # of the same connection, so replies resume only once it is subscribed
 # again), messages published during the outage delivered after the
-# reconnect, requests failing at once while it is down, a subscription's
+# reconnect, requests waiting for it within their timeout, a subscription's
 # remaining max kept across the reconnect, and a server killed outright.
 
 use lib 't/lib';
@@ -146,7 +146,7 @@ reconnected to
 
 
 
-=== TEST 2: during an outage: requests and flush fail at once, publishes are kept and delivered after the reconnect, a subscription keeps its remaining max
+=== TEST 2: during an outage: a request waits for the reconnect within its timeout ("timeout" after it, its reply when the connection is back in time), flush fails at once, publishes are kept and delivered after the reconnect, a subscription keeps its remaining max
 --- config
     location = /t {
         content_by_lua_block {
@@ -170,10 +170,14 @@ reconnected to
             ngx.say("state: ", conn:stats().state)
             ngx.update_time()
             local t0 = ngx.now()
-            local msg, err = conn:request("f.echo", "x", { timeout = 3000 })
+            local msg, err = conn:request("f.echo", "x", { timeout = 300 })
             ngx.update_time()
-            ngx.say("request: ", msg, " ", err, ", at once: ",
-                    ngx.now() - t0 < 0.1)
+            ngx.say("request: ", msg, " ", err, ", after its timeout: ",
+                    ngx.now() - t0 >= 0.25)
+            -- a request made now waits out the outage within its timeout
+            local late = ngx.thread.spawn(function()
+                return conn:request("f.echo", "across", { timeout = 8000 })
+            end)
             ngx.say("flush: ", conn:flush(1000))
             for i = 1, 100 do
                 -- every other one large enough to be held by reference
@@ -188,6 +192,8 @@ reconnected to
 
             ngx.say(t021.ctl("start"))
             ngx.say("reconnected: ", t021.connected(conn, 5))
+            local _, lmsg, lerr = ngx.thread.wait(late)
+            ngx.say("request across the outage: ", lmsg and lmsg.payload or lerr)
             assert(conn:flush())
             for _ = 1, 100 do
                 if ngx.shared.t021:get("count") >= 100 then break end
@@ -205,11 +211,12 @@ connected: true
 max so far: 3
 ok kill
 state: reconnecting
-request: nil disconnected, at once: true
+request: nil timeout, after its timeout: true
 flush: nildisconnected
 pending: true
 ok start
 reconnected: true
+request across the outage: across
 delivered after the outage: 100
 max in all: 5
 subscriptions: 3

@@ -11,25 +11,12 @@ use lib 't/lib';
 use TestNats;
 use NatsServer;
 
-my $js = NatsServer->start(name => 'js', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_memory_store: 64MB
-    max_file_store: 256MB
-}
-CONF
+my $js = NatsServer->start(name => 'js', conf => NatsServer::js_conf());
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
 
 # a JetStream server with file storage that the handlers stop and start
 my ($restart_port, $ctl_port) = NatsServer->controlled(
-    name => 'js-restart', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_file_store: 256MB
-}
-CONF
+    name => 'js-restart', conf => NatsServer::js_conf(memory => 0));
 $ENV{TEST_NGINX_RESTART_PORT} = $restart_port;
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 

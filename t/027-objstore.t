@@ -11,26 +11,14 @@ use lib 't/lib';
 use TestNats;
 use NatsServer;
 
-my $js = NatsServer->start(name => 'objstore', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_memory_store: 256MB
-    max_file_store: 512MB
-}
-CONF
+my $js = NatsServer->start(name => 'objstore',
+    conf => NatsServer::js_conf(memory => '256MB', file => '512MB'));
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
 
 # a JetStream server with file storage that the handlers pause, stop and
 # start
 my ($ctl_js_port, $ctl_port) = NatsServer->controlled(
-    name => 'objstore-ctl', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_file_store: 256MB
-}
-CONF
+    name => 'objstore-ctl', conf => NatsServer::js_conf(memory => 0));
 $ENV{TEST_NGINX_CTL_JS_PORT} = $ctl_js_port;
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 

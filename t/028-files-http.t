@@ -9,14 +9,7 @@ use lib 't/lib';
 use TestNats;
 use NatsServer;
 
-my $js = NatsServer->start(name => 'files', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_memory_store: 64MB
-    max_file_store: 256MB
-}
-CONF
+my $js = NatsServer->start(name => 'files', conf => NatsServer::js_conf());
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
 
 repeat_each(1);

@@ -11,13 +11,8 @@ use lib 't/lib';
 use TestNats;
 use NatsServer;
 
-my $js = NatsServer->start(name => 'direct', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_memory_store: 64MB
-    max_file_store: 64MB
-}
+my $js = NatsServer->start(name => 'direct',
+    conf => NatsServer::js_conf(file => '64MB', extra => <<'CONF'));
 authorization {
     users: [
         { user: "admin", password: "a" },

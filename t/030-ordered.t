@@ -10,25 +10,14 @@ use lib 't/lib';
 use TestNats;
 use NatsServer;
 
-my $js = NatsServer->start(name => 'ordered', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_memory_store: 64MB
-    max_file_store: 64MB
-}
-CONF
+my $js = NatsServer->start(name => 'ordered',
+    conf => NatsServer::js_conf(file => '64MB'));
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
 
 # a JetStream server with file storage that the handlers stop and start
 my ($restart_port, $ctl_port) = NatsServer->controlled(
-    name => 'ordered-restart', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_file_store: 64MB
-}
-CONF
+    name => 'ordered-restart',
+        conf => NatsServer::js_conf(memory => 0, file => '64MB'));
 $ENV{TEST_NGINX_RESTART_PORT} = $restart_port;
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 

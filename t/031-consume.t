@@ -10,24 +10,13 @@ use lib 't/lib';
 use TestNats;
 use NatsServer;
 
-my $js = NatsServer->start(name => 'consume', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_memory_store: 64MB
-    max_file_store: 64MB
-}
-CONF
+my $js = NatsServer->start(name => 'consume',
+    conf => NatsServer::js_conf(file => '64MB'));
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
 
 my ($restart_port, $ctl_port) = NatsServer->controlled(
-    name => 'consume-restart', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_file_store: 64MB
-}
-CONF
+    name => 'consume-restart',
+        conf => NatsServer::js_conf(memory => 0, file => '64MB'));
 $ENV{TEST_NGINX_RESTART_PORT} = $restart_port;
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 

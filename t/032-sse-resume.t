@@ -12,13 +12,8 @@ use lib 't/lib';
 use TestNats;
 use NatsServer;
 
-my $js = NatsServer->start(name => 'sse', conf => <<'CONF');
-listen: 127.0.0.1:$port
-jetstream {
-    store_dir: "$dir/store"
-    max_file_store: 64MB
-}
-CONF
+my $js = NatsServer->start(name => 'sse',
+    conf => NatsServer::js_conf(memory => 0, file => '64MB'));
 $ENV{TEST_NGINX_JS_PORT} = $js->port;
 
 repeat_each(1);

@@ -63,6 +63,37 @@ local function event(id, payload)
 end
 
 
+-- the response: text/event-stream, first (a comment, a retry line), then
+-- an event per message that next_msg(ms) gives (id, payload), a comment
+-- after KEEPALIVE ms of nothing (next_msg: nil, "timeout"), until the
+-- client goes away or next_msg fails for good (nil, err)
+local function serve(first, next_msg)
+    ngx.header.content_type = "text/event-stream"
+    ngx.header.cache_control = "no-cache"
+    ngx.header["X-Accel-Buffering"] = "no"
+    ngx.print(first)
+    if not ngx.flush(true) then
+        return
+    end
+    while true do
+        local id, payload = next_msg(KEEPALIVE)
+        if id then
+            ngx.print(event(id, payload))
+        elseif payload == "timeout" then
+            ngx.print(": keep-alive\n\n")
+        else
+            -- the connection was closed for good (worker exiting)
+            ngx.print("event: end\ndata: ", tostring(payload), "\n\n")
+            ngx.flush(true)
+            return
+        end
+        if not ngx.flush(true) then
+            return      -- the browser went away
+        end
+    end
+end
+
+
 function _M.stream(conn_name, prefix)
     local t = topic()
     if not t then
@@ -76,33 +107,15 @@ function _M.stream(conn_name, prefix)
         return ngx.exit(ngx.HTTP_BAD_GATEWAY)
     end
 
-    ngx.header.content_type = "text/event-stream"
-    ngx.header.cache_control = "no-cache"
-    ngx.header["X-Accel-Buffering"] = "no"
-    ngx.print(": subscribed to ", t, "\n\n")
-    if not ngx.flush(true) then
-        return
-    end
-
     local id = 0
-    while true do
-        local msg
-        msg, err = sub:next(KEEPALIVE)
-        if msg then
-            id = id + 1
-            ngx.print(event(id, msg.payload))
-        elseif err == "timeout" then
-            ngx.print(": keep-alive\n\n")
-        else
-            -- the connection was closed for good (worker exiting)
-            ngx.print("event: end\ndata: ", tostring(err), "\n\n")
-            ngx.flush(true)
-            return
+    return serve(": subscribed to " .. t .. "\n\n", function(ms)
+        local msg, e = sub:next(ms)
+        if not msg then
+            return nil, e
         end
-        if not ngx.flush(true) then
-            return      -- the browser went away
-        end
-    end
+        id = id + 1
+        return id, msg.payload
+    end)
 end
 
 
@@ -178,32 +191,17 @@ function _M.stream_durable(conn_name, stream, prefix)
         return ngx.exit(ngx.HTTP_BAD_GATEWAY)
     end
 
-    ngx.header.content_type = "text/event-stream"
-    ngx.header.cache_control = "no-cache"
-    ngx.header["X-Accel-Buffering"] = "no"
-    -- the browser comes back after 1 s when the stream breaks
-    ngx.print("retry: 1000\n: subscribed to ", t, from and " after " .. from
-              or "", "\n\n")
-    if not ngx.flush(true) then
-        return
-    end
-
-    while true do
-        local msg
-        msg, err = oc:next(KEEPALIVE)
-        if msg then
-            ngx.print(event(msg.metadata.sequence.stream, msg.payload))
-        elseif err == "timeout" then
-            ngx.print(": keep-alive\n\n")
-        else
-            ngx.print("event: end\ndata: ", tostring(err), "\n\n")
-            ngx.flush(true)
-            return
+    -- the browser comes back after 1 s when the stream breaks; each
+    -- event's id is its stream sequence
+    return serve("retry: 1000\n: subscribed to " .. t
+                 .. (from and " after " .. from or "") .. "\n\n",
+                 function(ms)
+        local msg, e = oc:next(ms)
+        if not msg then
+            return nil, e
         end
-        if not ngx.flush(true) then
-            return      -- the browser went away (the consumer goes too)
-        end
-    end
+        return msg.metadata.sequence.stream, msg.payload
+    end)
 end
 
 

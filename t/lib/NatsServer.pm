@@ -98,6 +98,19 @@ sub stop {
     $self->{pid} = 0;
 }
 
+# the configuration of a JetStream server of a suite (for start or
+# controlled): listens on $port, stores under $dir; memory => '64MB' and
+# file => '256MB' (a limit of 0 or undef leaves that storage unlimited)
+sub js_conf {
+    my (%a) = @_;
+    my %lim = (memory => '64MB', file => '256MB', %a);
+    my $conf = "listen: 127.0.0.1:\$port\njetstream {\n"
+               . "    store_dir: \"\$dir/store\"\n";
+    $conf .= "    max_memory_store: $lim{memory}\n" if $lim{memory};
+    $conf .= "    max_file_store: $lim{file}\n" if $lim{file};
+    return $conf . "}\n" . ($a{extra} || '');
+}
+
 sub controlled {
     my ($class, %a) = @_;
     my $port = free_port();

@@ -390,6 +390,7 @@ local function stream_and_consumer(stream, consumer)
     end
     return ok, err
 end
+_M.stream_and_consumer = stream_and_consumer
 
 
 function JS.consumer_info(js, stream, consumer)

@@ -11,6 +11,7 @@ local api, check_bucket = jetstream.api, jetstream.check_bucket
 local bucket_api = jetstream.bucket_api
 local watch = require "resty.nats.jetstream.watch"
 local feed_open = require("resty.nats.jetstream.feed").open
+local header = require("resty.nats.jetstream.msg").header
 
 local type = type
 local tostring = tostring
@@ -142,18 +143,6 @@ function _M.delete(js, bucket)
         return nil, err, code
     end
     return resp.success == true
-end
-
-
-local function header(h, name)
-    if not h then
-        return nil
-    end
-    local v = h[name]
-    if type(v) == "table" then
-        return v[1]
-    end
-    return v
 end
 
 

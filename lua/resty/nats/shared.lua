@@ -132,9 +132,15 @@ function Conn.request(c, subject, payload, opts)
         return nil, bad
     end
     timeout = timeout or Conn._default_timeout()
-    if not waiters.wait_first(c, timeout) then
-        -- no waiting out an outage: the caller decides what to do
-        return nil, "disconnected"
+    local t0 = now_ms()
+    if not waiters.wait_up(c, timeout) then
+        -- not connected within the timeout (or closed)
+        return nil, c._state == "closed" and "closed" or "timeout"
+    end
+    -- (the wait for a reconnect is part of the timeout)
+    timeout = timeout - (now_ms() - t0)
+    if timeout <= 0 then
+        return nil, "timeout"
     end
 
     local reply, token = conn.reply_subject(c)
@@ -330,6 +336,20 @@ function Conn.stats(c)
         pending_bytes = queue.pending(c),
         dropped = c._dropped,
     }
+end
+
+
+-- request_many(subject, payload [, opts]): every reply
+-- (resty.nats.shared.many; loaded on first use)
+function Conn.request_many(c, subject, payload, opts)
+    Conn.request_many = require("resty.nats.shared.many").request_many
+    return Conn.request_many(c, subject, payload, opts)
+end
+
+
+-- add_service(cfg): a NATS service hosted here (resty.nats.service)
+function Conn.add_service(c, cfg)
+    return require("resty.nats.service").add_service(c, cfg)
 end
 
 

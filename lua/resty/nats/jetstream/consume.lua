@@ -13,14 +13,16 @@
 -- gone is logged and asked for again until c:stop().
 
 local jetstream = require "resty.nats.jetstream"
-local check_name, new_inbox = jetstream.check_name, jetstream.new_inbox
-local new_msg = require("resty.nats.jetstream.msg").new
+local stream_and_consumer = jetstream.stream_and_consumer
+local new_inbox = jetstream.new_inbox
+local jsmsg = require "resty.nats.jetstream.msg"
+local new_msg, pull_ended = jsmsg.new, jsmsg.pull_ended
 local encode = require("resty.nats.jetstream.json").encode
 local now_ms = require("resty.nats.settings").now_ms
 
 local timer_at = ngx.timer.at
 local ngx_log, ngx_WARN, ngx_ERR = ngx.log, ngx.WARN, ngx.ERR
-local type, tonumber, tostring = type, tonumber, tostring
+local type, tostring = type, tostring
 local error, setmetatable, pcall = error, setmetatable, pcall
 local ipairs = ipairs
 local math_max, math_min, math_floor = math.max, math.min, math.floor
@@ -33,25 +35,6 @@ local consumer_mt = { __index = Consumer }
 
 local DEFAULT_MAX_MESSAGES = 500
 local DEFAULT_EXPIRES = 30000           -- ms
-
--- a 409 that ends one pull request (the consumer is fine)
-local ENDED_409 = {
-    ["Message Size Exceeds MaxBytes"] = true,
-    ["Exceeded MaxRequestBatch"] = true,
-    ["Exceeded MaxRequestMaxBytes"] = true,
-    ["Exceeded MaxRequestExpires"] = true,
-    ["Exceeded MaxWaiting"] = true,
-}
-
-
-local function header(h, name)
-    local v = h and h[name]
-    if type(v) == "table" then
-        return v[1]
-    end
-    return v
-end
-
 
 -- asks for what brings the outstanding messages back to max_messages,
 -- once they fell to half of it
@@ -81,12 +64,9 @@ local function on_status(c, m)
         -- an idle heartbeat: flow control does not apply to pulls
         return
     end
-    if status == 404 or status == 408
-       or (status == 409 and ENDED_409[m.description])
-    then
+    local ended, left = pull_ended(m)
+    if ended then
         -- a pull request ended with this many of its messages not sent
-        -- (404: nothing to send with no_wait, not used here)
-        local left = tonumber(header(m.headers, "Nats-Pending-Messages"))
         c._pending = math_max(0, c._pending - (left or c._pending))
         refill(c)
         return
@@ -183,10 +163,7 @@ function _M.start(js, stream, consumer, callback, opts)
     if not conn._background then
         return nil, "consume needs a shared connection (nats.shared)"
     end
-    local ok, err = check_name(stream, "stream")
-    if ok then
-        ok, err = check_name(consumer, "consumer")
-    end
+    local ok, err = stream_and_consumer(stream, consumer)
     if not ok then
         return nil, err
     end

@@ -20,7 +20,9 @@
 -- heartbeat periods while it waits, or a reconnect of a shared connection.
 -- Each consumer has an inbox of its own: nothing of an old one is read.
 
-local metadata = require("resty.nats.jetstream.msg").metadata
+local jsmsg = require "resty.nats.jetstream.msg"
+local metadata, header = jsmsg.metadata, jsmsg.header
+local pull_ended = jsmsg.pull_ended
 local jetstream = require "resty.nats.jetstream"
 local new_inbox = jetstream.new_inbox
 local encode = require("resty.nats.jetstream.json").encode
@@ -42,25 +44,6 @@ local feed_mt = { __index = Feed }
 -- a pull consumer not asked for INACTIVE ms is deleted by the server (the
 -- feed makes it again if it is read after that)
 local INACTIVE = 30000
-
--- what a 409 says when a pull request ended before its batch was full
--- (the request is over, the consumer is fine)
-local ENDED_409 = {
-    ["Message Size Exceeds MaxBytes"] = true,
-    ["Exceeded MaxRequestBatch"] = true,
-    ["Exceeded MaxRequestMaxBytes"] = true,
-    ["Exceeded MaxRequestExpires"] = true,
-}
-
-
-local function header(h, name)
-    local v = h and h[name]
-    if type(v) == "table" then
-        return v[1]
-    end
-    return v
-end
-
 
 -- the consumer's configuration: from after the last message returned,
 -- else from where the first consumer started, else as opened
@@ -248,10 +231,10 @@ local function on_status(f, m)
         end
         return true
     end
-    if status == 408 or (status == 409 and ENDED_409[m.description]) then
+    local ended, pending = pull_ended(m)
+    if ended then
         -- a pull request ended (expired, or its max_bytes reached) with
         -- this many of its messages not sent
-        local pending = tonumber(header(m.headers, "Nats-Pending-Messages"))
         if pending then
             f._asked = math_max(0, f._asked - pending)
         else

@@ -13,7 +13,8 @@
 local api = require("resty.nats.jetstream").api
 local jsjson = require "resty.nats.jetstream.json"
 local encode, decode = jsjson.encode, jsjson.decode
-local parse_headers = require("resty.nats.jetstream.msg").parse_headers
+local jsmsg = require "resty.nats.jetstream.msg"
+local parse_headers, header = jsmsg.parse_headers, jsmsg.header
 
 local decode_base64 = ngx.decode_base64
 local type, tostring, tonumber, next = type, tostring, tonumber, next
@@ -66,15 +67,6 @@ local function query_body(q, level)
               .. "next_by_subj with seq expected)", level)
     end
     return { seq = seq, last_by_subj = last, next_by_subj = nxt }
-end
-
-
-local function header(h, name)
-    local v = h[name]
-    if type(v) == "table" then
-        return v[1]
-    end
-    return v
 end
 
 

@@ -9,7 +9,7 @@
 local cjson = require "cjson.safe"
 
 local type = type
-local pairs = pairs
+local pairs, next = pairs, next
 local setmetatable, getmetatable = setmetatable, getmetatable
 local str_format, str_gsub = string.format, string.gsub
 local math_floor = math.floor
@@ -26,6 +26,12 @@ local json = cjson.new()
 local BIG = 1e14
 local MARK = "\1int:"
 
+-- a table with this metatable is a JSON array, [] when empty (Debian's
+-- lua-cjson 2.1.0 has no array_mt of its own: an empty table is {})
+local array_mt = {}
+_M.array_mt = array_mt
+local EMPTY_ARRAY = "\1[]"
+
 local function mark_ints(v)
     local t = type(v)
     if t == "number" then
@@ -36,6 +42,9 @@ local function mark_ints(v)
     end
     if t ~= "table" then
         return v
+    end
+    if getmetatable(v) == array_mt and next(v) == nil then
+        return EMPTY_ARRAY
     end
     local copy = {}
     for k, x in pairs(v) do
@@ -51,7 +60,8 @@ function _M.encode(v)
     if not text then
         return nil, err
     end
-    return (str_gsub(text, '"\\u0001int:(%-?%d+)"', "%1"))
+    text = str_gsub(text, '"\\u0001int:(%-?%d+)"', "%1")
+    return (str_gsub(text, '"\\u0001%[%]"', "[]"))
 end
 
 

@@ -46,6 +46,41 @@ function _M.parse_headers(block)
 end
 
 
+-- the first value of header name in a message's headers (nil when none)
+function _M.header(h, name)
+    local v = h and h[name]
+    if type(v) == "table" then
+        return v[1]
+    end
+    return v
+end
+
+
+-- what a 409 says when a pull request ended before its batch was full
+-- (the request is over, the consumer is fine)
+local ENDED_409 = {
+    ["Message Size Exceeds MaxBytes"] = true,
+    ["Exceeded MaxRequestBatch"] = true,
+    ["Exceeded MaxRequestMaxBytes"] = true,
+    ["Exceeded MaxRequestExpires"] = true,
+    ["Exceeded MaxWaiting"] = true,
+}
+
+-- status m (a status message of a pull request's inbox) ends that pull
+-- request, with this many of its messages not sent (nil: not said)? Its
+-- second value. 408: expired; such a 409: its max_bytes reached or a
+-- limit of the consumer; 404: nothing there (no_wait)
+function _M.pull_ended(m)
+    local status = m.status
+    if status == 404 or status == 408
+       or (status == 409 and ENDED_409[m.description])
+    then
+        return true, tonumber(_M.header(m.headers, "Nats-Pending-Messages"))
+    end
+    return false
+end
+
+
 -- $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>,
 -- or with <domain>.<account hash> after $JS.ACK (and a token at the end),
 -- parsed by the C core (every message of a consumer has one: in Lua the

@@ -136,6 +136,8 @@ local function attempt(c, srv)
     if ok then
         -- from here on, new subscriptions go through the writer
         c._state = "connected"
+        -- requests that waited out the outage go on
+        waiters.wake_all(c, "_nup", "_up_sema")
         if #frames > 0 then
             local _
             _, err = sock:send(frames)

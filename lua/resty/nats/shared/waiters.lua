@@ -7,6 +7,7 @@
 -- for it; and where a caller may wait at all (the phases that can yield).
 
 local semaphore = require "ngx.semaphore"
+local now_ms = require("resty.nats.settings").now_ms
 
 local new_sema = semaphore.new
 local get_phase = ngx.get_phase
@@ -75,8 +76,8 @@ end
 
 
 -- Until the first connect attempt is over, a caller that can wait does
--- (a request arriving as the worker starts); afterwards an outage fails
--- calls at once. true when connected.
+-- (a flush as the worker starts); afterwards an outage fails it at once.
+-- true when connected.
 function _M.wait_first(c, ms)
     if c._state == "connected" then
         return true
@@ -87,6 +88,35 @@ function _M.wait_first(c, ms)
     c._nup = c._nup + 1
     c._up_sema:wait(ms / 1000)
     return c._state == "connected"
+end
+
+
+-- A caller that can wait does, within ms, until the connection is up (the
+-- first connect, or a reconnect during an outage). true when connected.
+function _M.wait_up(c, ms)
+    local state = c._state
+    if state == "connected" then
+        return true
+    end
+    if state == "closed" or c._closing or not can_yield() then
+        return false
+    end
+    local deadline = now_ms() + ms
+    while true do
+        local left = deadline - now_ms()
+        if left <= 0 then
+            return false
+        end
+        c._nup = c._nup + 1
+        c._up_sema:wait(left / 1000)
+        state = c._state
+        if state == "connected" then
+            return true
+        end
+        if state == "closed" or c._closing then
+            return false
+        end
+    end
 end
 
 
