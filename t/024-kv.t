@@ -204,6 +204,13 @@ delete bucket: true
             assert(kv:put("c", "3"))
             assert(kv:delete("a"))
             assert(kv:put("b", "2"))
+            -- (a purge removes the key's earlier revisions, and nats-server
+            -- 2.9 moves a watcher that has not delivered them yet past
+            -- them: b=2 would be gone before it could be read, see README)
+            for _ = 1, 100 do
+                if #seen >= 5 then break end
+                ngx.sleep(0.02)
+            end
             assert(kv:purge("b"))
             for _ = 1, 100 do
                 if #seen >= 6 then break end
