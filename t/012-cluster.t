@@ -38,6 +38,33 @@ for my $i (0 .. 2) {
     $ENV{"TEST_NGINX_NODE$i\_PORT"} = $client[$i];
     $ENV{"TEST_NGINX_NODE$i\_PID"} = $nodes[$i]{pid};
 }
+# two more nodes for the move of a shared connection: A enters lame duck
+# mode, its clients move to B
+my @mclient = map { NatsServer::free_port() } 1 .. 2;
+my @mroute = map { NatsServer::free_port() } 1 .. 2;
+my $mroutes = join ', ', map { "nats-route://127.0.0.1:$_" } @mroute;
+my @mnodes;
+for my $i (0 .. 1) {
+    my $n = ('A', 'B')[$i];
+    push @mnodes, NatsServer->start(
+        name => "move$n", ports => [qw(port cport)],
+        port_values => { port => $mclient[$i], cport => $mroute[$i] },
+        conf => <<CONF);
+server_name: move$n
+listen: 127.0.0.1:\$port
+lame_duck_grace_period: "2s"
+lame_duck_duration: "30s"
+cluster {
+    name: movecluster
+    listen: 127.0.0.1:\$cport
+    routes: [ $mroutes ]
+}
+CONF
+}
+$ENV{TEST_NGINX_MOVEA_PORT} = $mclient[0];
+$ENV{TEST_NGINX_MOVEB_PORT} = $mclient[1];
+$ENV{TEST_NGINX_MOVEA_PID} = $mnodes[0]{pid};
+
 $ENV{TEST_NGINX_LDM_PORT} = $ldm->port;
 $ENV{TEST_NGINX_LDM_PID} = $ldm->{pid};
 
@@ -46,7 +73,7 @@ sleep 2;
 
 repeat_each(1);
 no_shuffle();
-plan tests => repeat_each() * (3 * blocks());
+plan tests => plan_tests();
 no_long_string();
 run_tests();
 
@@ -162,3 +189,95 @@ without: nilserver in lame duck mode
 closed: falsenot connected
 --- error_log
 entered lame duck mode
+
+
+
+=== TEST 3: a shared connection whose server enters lame duck mode moves to another node: a request in flight gets its late reply, request loops meanwhile lose none, the subscription follows
+--- timeout: 20
+--- http_config
+    init_worker_by_lua_block {
+        assert(require("resty.nats").shared("mv", {
+            servers = { "nats://127.0.0.1:$TEST_NGINX_MOVEA_PORT" },
+            reconnect_wait = 300,
+        }))
+    }
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local conn = require("t_shared").connected("mv")
+            ngx.say("on: ", conn:server_info().server_name)
+
+            -- a responder on B: at once, and one that answers 3 s later (A
+            -- closes its clients 2 s after it entered lame duck mode)
+            local b = assert(nats:new())
+            b:set_timeout(10000)
+            assert(b:connect("127.0.0.1", $TEST_NGINX_MOVEB_PORT))
+            assert(b:subscribe("mv.echo", function(m) b:publish(m.reply_to, m.payload) end))
+            assert(b:subscribe("mv.slow", function(m)
+                ngx.timer.at(3, function()
+                    local p = assert(nats:new())
+                    assert(p:connect("127.0.0.1", $TEST_NGINX_MOVEB_PORT))
+                    assert(p:publish(m.reply_to, "late " .. m.payload))
+                    p:close()
+                end)
+            end))
+            assert(b:flush())
+            local responder = ngx.thread.spawn(function()
+                local stop = ngx.now() + 7
+                while ngx.now() < stop do b:wait(0.2) end
+            end)
+
+            local got = {}
+            assert(conn:subscribe("mv.sub", function(m) got[#got + 1] = m.payload end))
+            assert(conn:flush())
+            ngx.sleep(0.3)   -- B learns the interest over the route
+
+            local slow = ngx.thread.spawn(function()
+                return conn:request("mv.slow", "x", { timeout = 5000 })
+            end)
+            local loops, made, failed = {}, 0, {}
+            local stop = ngx.now() + 4
+            for i = 1, 10 do
+                loops[i] = ngx.thread.spawn(function()
+                    while ngx.now() < stop do
+                        local m, err = conn:request("mv.echo", tostring(i), { timeout = 3000 })
+                        made = made + 1
+                        if not m then failed[#failed + 1] = err end
+                    end
+                end)
+            end
+            ngx.sleep(0.2)
+            os.execute("kill -USR2 $TEST_NGINX_MOVEA_PID")
+
+            local _, m, err = ngx.thread.wait(slow)
+            ngx.say("in flight: ", m and m.payload, " ", err)
+            for i = 1, 10 do ngx.thread.wait(loops[i]) end
+            ngx.say("requests: ", made > 100, " failed: ", #failed, " ", table.concat(failed, ","))
+
+            -- A is gone after its grace period
+            ngx.sleep(1.5)
+            ngx.say("now on: ", conn:server_info().server_name, " ", conn:stats().reconnects)
+            ngx.thread.wait(responder)
+            assert(b:publish("mv.sub", "after"))
+            assert(b:flush())
+            for _ = 1, 100 do
+                if #got > 0 then break end
+                ngx.sleep(0.02)
+            end
+            ngx.say("subscription: ", table.concat(got, ","))
+        }
+    }
+--- request
+GET /t
+--- response_body
+on: moveA
+in flight: late x nil
+requests: true failed: 0 
+now on: moveB 0
+subscription: after
+--- error_log eval
+[qr/moved from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:\d+: the server entered lame duck mode/,
+ qr/old connection to 127\.0\.0\.1:\d+ closed: (?:nothing in flight|closed|connection reset by peer)/]
+--- no_error_log
+[alert]

@@ -141,6 +141,9 @@ end
 -- Returns the event, or nil, err, fatal
 local function read_event(c, deadline)
     local p = c._parser
+    -- the socket of this read (a shared connection's move to another
+    -- server replaces c's while it waits: see resty.nats.shared.move)
+    local sock = c._sock
     while true do
         sizes[1] = ERRBUF_SIZE
         local rc = C.resty_nats_parser_next(p, ev, errbuf, errlen)
@@ -158,7 +161,6 @@ local function read_event(c, deadline)
             end
         end
 
-        local sock = c._sock
         local to = deadline and c._timeouts
         local restore = false
         if deadline then

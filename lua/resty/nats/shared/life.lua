@@ -10,7 +10,7 @@
 -- drains and closes.
 
 local core = require "resty.nats.core"
-local EV_MSG, EV_HMSG = core.EV_MSG, core.EV_HMSG
+local EV_MSG, EV_HMSG, EV_INFO = core.EV_MSG, core.EV_HMSG, core.EV_INFO
 local settings = require "resty.nats.settings"
 local servers = require "resty.nats.servers"
 local conn = require "resty.nats.conn"
@@ -21,6 +21,7 @@ local subs = require "resty.nats.subs"
 local queue = require "resty.nats.shared.queue"
 local ctl = queue.ctl
 local waiters = require "resty.nats.shared.waiters"
+local move = require "resty.nats.shared.move"
 
 local tcp = ngx.socket.tcp
 local timer_at = ngx.timer.at
@@ -55,8 +56,14 @@ end
 
 
 local function reader(c)
+    local sock = c._sock
     while true do
         local ev, err, fatal = next_event(c, nil)
+        if c._sock ~= sock then
+            -- the connection moved to another server while this read
+            -- waited: this is the old one's reader now
+            return move.finish_old(c, c._olds[sock], ev, err)
+        end
         if not ev then
             if err ~= "timeout" then
                 return lost(c, err)
@@ -81,6 +88,10 @@ local function reader(c)
                     return lost(c, err)
                 elseif err then
                     ngx_log(ngx_WARN, c._log_prefix, "server error: ", err)
+                elseif t == EV_INFO and c._info.ldm and not c._ldm then
+                    -- lame duck mode: the main thread moves the connection
+                    c._ldm = true
+                    c._main_sema:post(1)
                 end
             end
         end
@@ -187,6 +198,8 @@ end
 -- one connected period: until the connection is lost or closed
 local function run_connected(c)
     c._lost = nil
+    c._ldm = false
+    c._ldm_tries = nil
     c._pings_out = 0
     if c._ever then
         c._reconnects = c._reconnects + 1
@@ -198,8 +211,26 @@ local function run_connected(c)
     local rt = spawn(reader, c)
     local wt = spawn(queue.writer, c, lost)
 
+    local wait = IDLE_WAIT
     while not c._lost and not c._closing and not c._exiting do
-        c._main_sema:wait(IDLE_WAIT)
+        c._main_sema:wait(wait)
+        wait = IDLE_WAIT
+        if c._ldm and not c._lost and not c._closing and not c._exiting then
+            local moved, why
+            rt, moved, why = move.move(c, rt, reader)
+            if moved then
+                c._ldm = false
+                c._ldm_tries = nil
+            else
+                -- again after reconnect_wait, until the server closes it
+                local n = (c._ldm_tries or 0) + 1
+                c._ldm_tries = n
+                ngx_log(n == 1 and ngx_WARN or ngx_NOTICE, c._log_prefix,
+                        "cannot leave ", c._server.key,
+                        " (lame duck mode): ", why)
+                wait = c._reconnect_wait / 1000
+            end
+        end
         -- requests whose handler was aborted while waiting (the client
         -- went away) never remove their entry: drop the expired ones
         local now = settings.now_ms()
@@ -325,6 +356,7 @@ end
 -- starts connection c (its main timer, and the one that tells it the
 -- worker exits); true, or nil, err
 function _M.start(c)
+    c._olds = {}            -- connections left by a move, by socket
     local ok, err = timer_at(0, main, c)
     if not ok then
         return nil, "cannot start the connection: " .. tostring(err)

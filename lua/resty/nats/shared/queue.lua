@@ -238,9 +238,11 @@ end
 
 
 -- The writer: whatever was queued since its last send, in one send, until
--- the connection is lost (c._lost, then lost(c, err) tells why)
+-- the connection is lost (c._lost, then lost(c, err) tells why). Each send
+-- goes to the connection's socket of the moment (a move to another server
+-- replaces it: resty.nats.shared.move); c._wsock is the one it is busy
+-- with.
 function _M.writer(c, lost)
-    local sock = c._sock
     while not c._lost do
         local len, nctl = c._qlen, c._nctl
         if len == 0 and nctl == 0 then
@@ -249,6 +251,7 @@ function _M.writer(c, lost)
             c._wsleep = false
 
         else
+            local sock = c._sock
             local buf = c._qbuf
             local data
             local send_buf = nctl == 0 and sock.send_nats_buf
@@ -292,6 +295,7 @@ function _M.writer(c, lost)
             wake_room_waiters(c)
 
             c._wbusy = true
+            c._wsock = sock
             local _, err
             if send_buf then
                 _, err = send_buf(sock, data, len)
@@ -299,9 +303,12 @@ function _M.writer(c, lost)
                 _, err = sock:send(data)
             end
             c._wbusy = false
-            if err then
+            c._wsock = nil
+            if err and sock == c._sock then
                 return lost(c, err)
             end
+            -- (a send to the socket a move left: what it had is lost with
+            -- it; its requests end at their timeouts)
         end
     end
 end
