@@ -332,6 +332,7 @@ function Conn.stats(c)
         in_bytes = c._in_bytes,
         out_bytes = c._out_bytes,
         reconnects = c._reconnects,
+        moves = c._moves or 0,
         subscriptions = c._nsubs,
         pending_bytes = queue.pending(c),
         dropped = c._dropped,

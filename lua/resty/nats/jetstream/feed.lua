@@ -326,10 +326,14 @@ local function next_slow(f, timeout, m)
             f._active = now_ms()
             local md = not msg.status and metadata(msg.reply_to)
             if md then
-                if md.consumer_seq == f._cseq + 1 and not skipped(f, msg, md) then
+                local cseq = md.consumer_seq
+                if cseq == f._cseq + 1 and not skipped(f, msg, md) then
                     return take(f, msg, md)
                 end
-                restart = true          -- a message skipped
+                -- one seen already (a shared connection's move to another
+                -- server: both connections subscribed for a moment) is
+                -- dropped; a skipped one restarts the consumer
+                restart = cseq > f._cseq or md.stream_seq > f._sseq
             elseif msg.status then
                 restart = on_status(f, msg) == "restart"
             end
