@@ -261,6 +261,14 @@ entered lame duck mode
 --- config
     location = /roll {
         content_by_lua_block {
+            -- every node up (whatever an earlier test left behind)
+            for _, node in ipairs({ "node1", "node2", "node3" }) do
+                if t034.ctl(node, "pid") == "ok pid 0" then
+                    t034.ctl(node, "start")
+                end
+                local h = t034.ctl(node, "healthy")
+                if h ~= "ok healthy" then ngx.say(node, ": ", h) end
+            end
             local conn = require("t_shared").connected("r")
             local js = conn:jetstream({ timeout = 2000 })
             local info, err = js:add_stream({

@@ -307,6 +307,17 @@ sub controlled {
 # TEST_NGINX_NODEi_ROUTE_PORT, TEST_NGINX_NODEi_CTL_PORT, and
 # TEST_NGINX_NODE_URLS ("nats://127.0.0.1:p1,nats://127.0.0.1:p2,...").
 # Returns the nodes: { name, port, mon, cport, ctl, dir }.
+#
+# What nats-server 2.9.10 does on SIGUSR2 (measured here, grace "2s"):
+# it closes its client listener and sends every client an INFO with
+# "ldm": true at once (its connect_urls: the other nodes, not itself),
+# shuts its JetStream down (stream leaders move), closes the first client
+# after the grace period and the others about 0.5-0.9 s apart (the 30 s
+# lame_duck_duration spread over them, at most 1 s each), and exits right
+# after the last: "ldm" is answered after 0-1 s with no client, 2.0 s
+# with 1, 3.0 s with 3, 5.1 s with 6. Started again, /healthz is ok
+# 0.2-1 s later (with an R3 stream of a few thousand messages to catch
+# up), its routes up.
 sub cluster {
     my ($class, %a) = @_;
     my $n = $a{n} || 3;
