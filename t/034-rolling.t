@@ -41,6 +41,13 @@ add_block_preprocessor(sub {
     lua_shared_dict t034 8m;
     init_by_lua_block {
         t034 = {}
+
+        -- what a test handler printed, into the log at notice level
+        function t034.report(chunk)
+            if chunk and chunk ~= "" then
+                ngx.log(ngx.NOTICE, "t034 figures: ", chunk)
+            end
+        end
         local cjson = require "cjson.safe"
 
         t034.nodes = {
@@ -173,6 +180,8 @@ __DATA__
 === TEST 1: 20 request loops on the shared connection, answered by its own queue subscription, while its server goes lame duck and exits: none fails, the connection is on another node, the subscription answers there; the node is started again
 --- config
     location = /t {
+        # the figures, in the log too (for the closing notes)
+        body_filter_by_lua_block { t034.report(ngx.arg[1]) }
         content_by_lua_block {
             local conn = require("t_shared").connected("r")
             local wid = ngx.worker.id()
@@ -260,6 +269,8 @@ entered lame duck mode
 === TEST 2: a rolling restart of the 3 nodes under HTTP load on a gateway of both workers and JetStream publishes (msg_id, retried until acknowledged) to an R3 stream: no HTTP request fails; every acknowledged message is in the stream once, on every node
 --- config
     location = /roll {
+        # the figures, in the log too (for the closing notes)
+        body_filter_by_lua_block { t034.report(ngx.arg[1]) }
         content_by_lua_block {
             -- every node up (whatever an earlier test left behind)
             for _, node in ipairs({ "node1", "node2", "node3" }) do
@@ -436,6 +447,8 @@ entered lame duck mode
         }
     }
     location = /check {
+        # the figures, in the log too (for the closing notes)
+        body_filter_by_lua_block { t034.report(ngx.arg[1]) }
         content_by_lua_block {
             local conn = require("t_shared").connected("r")
             local js = conn:jetstream({ timeout = 5000 })

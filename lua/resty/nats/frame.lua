@@ -318,4 +318,29 @@ function _M.token(len)
 end
 
 
+-- the value of each character of a token (0-61)
+local TOKEN_VALUE = {}
+do
+    local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    for i = 1, #chars do
+        TOKEN_VALUE[chars:byte(i)] = i - 1
+    end
+end
+
+
+-- a number in [0, 1) from the kernel's CSPRNG (math.random gives every
+-- worker the same sequence unless the user seeds it: the workers of a
+-- host would pick the same server of a cluster, and wait the same jitter)
+function _M.random()
+    if C.resty_nats_random_token(scratch, 8) ~= OK then
+        return math.random()
+    end
+    local v = 0
+    for i = 0, 7 do
+        v = v * 62 + (TOKEN_VALUE[scratch[i]] or 0)
+    end
+    return v / 218340105584896     -- 62^8
+end
+
+
 return _M

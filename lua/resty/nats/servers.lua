@@ -13,7 +13,8 @@ local ipairs = ipairs
 local str_lower = string.lower
 local str_sub = string.sub
 local tab_concat = table.concat
-local math_random = math.random
+local random = require("resty.nats.frame").random
+local math_floor = math.floor
 local ngx_now = ngx.now
 
 
@@ -153,7 +154,7 @@ local function server_list(opts, host, port)
 
     if #list > 1 and not (opts and opts.no_randomize) then
         for i = #list, 2, -1 do
-            local j = math_random(i)
+            local j = math_floor(random() * i) + 1
             list[i], list[j] = list[j], list[i]
         end
     end

@@ -29,7 +29,7 @@ local spawn, kill = ngx.thread.spawn, ngx.thread.kill
 local ngx_log = ngx.log
 local ngx_ERR, ngx_WARN, ngx_NOTICE = ngx.ERR, ngx.WARN, ngx.NOTICE
 local pairs, tostring = pairs, tostring
-local math_random = math.random
+local random = require("resty.nats.frame").random
 
 
 local _M = {}
@@ -318,7 +318,7 @@ local function main(premature, c)
         end
 
         if not ok and not c._closing and not c._exiting then
-            local wait = c._reconnect_wait + math_random() * RECONNECT_JITTER
+            local wait = c._reconnect_wait + random() * RECONNECT_JITTER
             c._main_sema:wait(wait / 1000)
         end
     end

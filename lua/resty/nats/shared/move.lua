@@ -46,7 +46,7 @@ local ngx_sleep = ngx.sleep
 local ngx_log = ngx.log
 local ngx_WARN, ngx_NOTICE = ngx.WARN, ngx.NOTICE
 local pairs, ipairs, tostring = pairs, ipairs, tostring
-local math_random = math.random
+local random = require("resty.nats.frame").random
 
 
 local _M = {}
@@ -54,6 +54,7 @@ local _M = {}
 local MOVE_JITTER = 250         -- ms at most before a move starts
 local OLD_MIN_LINGER = 500      -- ms the old connection stays at least
 local OLD_MAX_LINGER = 60000    -- ms at most
+local PEEK_INTERVAL = 100       -- ms between looks at what is in flight
 
 
 -- a connect to srv for the move, on side state n; true once connected
@@ -155,12 +156,22 @@ local function waiting(c, tokens)
 end
 
 
+-- one send at a time on a socket: until the queue's writer is done with
+-- its last send to the old one (5 s at most)
+local function writer_off(c, sock)
+    local t0 = now_ms()
+    while c._wsock == sock and now_ms() - t0 < 5000 do
+        ngx_sleep(0.001)
+    end
+end
+
+
 -- The old connection o after the switch, in its reader, from the event
 -- (or read error) that reader got when it saw the switch: what is in
 -- flight there finishes, then it is closed
 function _M.finish_old(c, o, ev, err)
     local sock = o._sock
-    local why
+    local why, _
     while true do
         if ev then
             local t = ev.type
@@ -187,29 +198,31 @@ function _M.finish_old(c, o, ev, err)
             break
         end
         local now = now_ms()
-        if now >= o._until then
-            why = "in-flight timeouts passed"
-            break
+        local pinged = o._pqh <= o._pqt
+        if not pinged then
+            if now >= o._early and not waiting(c, o._tokens) then
+                why = "nothing in flight"
+                break
+            end
+            if now >= o._until then
+                why = "in-flight timeouts passed"
+                break
+            end
+            -- a reply may come over the new connection instead: a PING
+            -- now and then wakes this reader to look (a read that times
+            -- out would be logged as an error)
+            ngx_sleep(PEEK_INTERVAL / 1000)
+            writer_off(c, sock)
+            _, err = sock:send(conn.ping(o, false))
+            if err then
+                why = err
+                break
+            end
         end
-        if now >= o._early and not waiting(c, o._tokens)
-           and o._pqh > o._pqt
-        then
-            why = "nothing in flight"
-            break
-        end
-        local deadline = now + 500
-        if deadline > o._until then
-            deadline = o._until
-        end
-        ev, err = next_event(o, deadline)
+        ev, err = next_event(o, o._until + 1000)
     end
 
-    -- one writer at a time on a socket: the queue's may still be busy
-    -- with its last send there
-    local t0 = now_ms()
-    while c._wsock == sock and now_ms() - t0 < 5000 do
-        ngx_sleep(0.001)
-    end
+    writer_off(c, sock)
     sock:close()
     c._olds[sock] = nil
     -- a flush that waited for a PONG there
@@ -223,10 +236,7 @@ end
 -- PING makes its reader see the switch
 local function leave(c, o)
     local sock = o._sock
-    local t0 = now_ms()
-    while c._wsock == sock and now_ms() - t0 < 5000 do
-        ngx_sleep(0.001)
-    end
+    writer_off(c, sock)
     local frames = {}
     for nsid in pairs(c._subs) do
         if nsid ~= c._inbox_sid then
@@ -330,7 +340,7 @@ function _M.move(c, rt, reader)
         return rt, false, "no other server known"
     end
 
-    ngx_sleep(math_random() * MOVE_JITTER / 1000)
+    ngx_sleep(random() * MOVE_JITTER / 1000)
 
     local n = { _log_prefix = c._log_prefix, _cluster_key = c._cluster_key,
                 _opts = opts, _olen = 0 }
