@@ -519,7 +519,7 @@ still fine
     }
 --- response_body
 nilshared connection 'nope' is not defined
-dropped in_bytes in_msgs out_bytes out_msgs pending_bytes reconnects server state subscriptions
+dropped in_bytes in_msgs moves out_bytes out_msgs pending_bytes reconnects server state subscriptions
 connected true
 server_info: 1048576
 same handle: true
