@@ -31,7 +31,7 @@ local deliver, control = conn.deliver, conn.control
 local events = require "resty.nats.events"
 local next_event = events.next_event
 local frame = require "resty.nats.frame"
-local PING, PONG = frame.PING, frame.PONG
+local PING = frame.PING
 local servers = require "resty.nats.servers"
 local settings = require "resty.nats.settings"
 local now_ms = settings.now_ms
@@ -55,6 +55,19 @@ local MOVE_JITTER = 250         -- ms at most before a move starts
 local OLD_MIN_LINGER = 500      -- ms the old connection stays at least
 local OLD_MAX_LINGER = 60000    -- ms at most
 local PEEK_INTERVAL = 100       -- ms between looks at what is in flight
+
+
+-- an event of the connection on side state link (new or old): a message
+-- to connection c's subscriptions and requests, the rest to link's state;
+-- as conn.control
+local function dispatch(c, link, ev)
+    local t = ev.type
+    if t == EV_MSG or t == EV_HMSG then
+        deliver(c, ev)
+        return nil
+    end
+    return control(link, ev)
+end
 
 
 -- a connect to srv for the move, on side state n; true once connected
@@ -112,25 +125,19 @@ local function subscribe_there(c, n)
     end
     local deadline = now_ms() + settings.read_timeout(c)
     while not w.done do
-        local ev, fatal
+        local ev, out, fatal
         ev, err = next_event(n, deadline)
         if not ev then
             return nil, err
         end
-        local t = ev.type
-        if t == EV_MSG or t == EV_HMSG then
-            deliver(c, ev)
-        else
-            local out
-            out, err, fatal = control(n, ev)
-            if out then
-                _, err = sock:send(out)
-                if err then
-                    return nil, err
-                end
-            elseif fatal then
+        out, err, fatal = dispatch(c, n, ev)
+        if out then
+            _, err = sock:send(out)
+            if err then
                 return nil, err
             end
+        elseif fatal then
+            return nil, err
         end
     end
     return sent
@@ -174,19 +181,14 @@ function _M.finish_old(c, o, ev, err)
     local why, _
     while true do
         if ev then
-            local t = ev.type
-            if t == EV_MSG or t == EV_HMSG then
-                -- a reply, or the last messages of a subscription
-                deliver(c, ev)
-            else
-                local out, fatal
-                out, err, fatal = control(o, ev)
-                if out == PONG then
-                    sock:send(out)
-                elseif fatal then
-                    why = err
-                    break
-                end
+            -- replies, the last messages of subscriptions, PONGs
+            local out, fatal
+            out, err, fatal = dispatch(c, o, ev)
+            if out then
+                sock:send(out)
+            elseif fatal then
+                why = err
+                break
             end
         elseif err ~= "timeout" then
             why = err
