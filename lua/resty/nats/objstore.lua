@@ -20,7 +20,8 @@ local b64url, unb64url = meta.b64url, meta.unb64url
 local check_name, info_of, meta_json = meta.check_name, meta.info_of,
                                        meta.meta_json
 local headers_in, headers_out = meta.headers_in, meta.headers_out
-local rfc3339, now_rfc3339 = meta.rfc3339, meta.now_rfc3339
+local time = require "resty.nats.time"
+local rfc3339, now_rfc3339 = time.rfc3339, time.now_rfc3339
 local put = require "resty.nats.objstore.put"
 local watch = require "resty.nats.jetstream.watch"
 local feed_open = require("resty.nats.jetstream.feed").open

@@ -14,7 +14,7 @@ local ffi = require "ffi"
 local jsjson = require "resty.nats.jetstream.json"
 local encode = jsjson.encode
 local token = require("resty.nats.frame").token
-local rfc3339 = require("resty.nats.objstore.meta").rfc3339
+local rfc3339 = require("resty.nats.time").rfc3339
 
 local ngx = ngx
 local ngx_log, ngx_ERR = ngx.log, ngx.ERR

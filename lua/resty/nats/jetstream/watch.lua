@@ -30,8 +30,7 @@ local timer_at = ngx.timer.at
 local ngx_log, WARN, ngx_ERR = ngx.log, ngx.WARN, ngx.ERR
 local setmetatable, tostring = setmetatable, tostring
 local type, tonumber, pcall = type, tonumber, pcall
-local str_match, str_sub = string.match, string.sub
-local math_floor = math.floor
+local parse_time = require("resty.nats.time").parse
 
 
 local _M = {}
@@ -128,31 +127,6 @@ local function check(premature, w)
             ngx_log(WARN, "nats: ", w._what, ": no more checks: ", err)
         end
     end
-end
-
-
--- "2026-12-07T06:10:12.599083692Z" (as the JSON API writes times) as ns
--- since the epoch, or nil
-local function parse_time(t)
-    local y, mo, d, h, mi, sec, frac = str_match(t or "",
-        "^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)%.?(%d*)Z$")
-    if not y then
-        return nil
-    end
-    y, mo = tonumber(y), tonumber(mo)
-    -- days from the civil date (proleptic Gregorian)
-    if mo <= 2 then
-        y = y - 1
-    end
-    local era = math_floor(y / 400)
-    local yoe = y - era * 400
-    local doy = math_floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5)
-                + tonumber(d) - 1
-    local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
-    local days = era * 146097 + doe - 719468
-    local ns = tonumber(str_sub(frac .. "000000000", 1, 9))
-    return ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60e9
-           + tonumber(sec) * 1e9 + ns
 end
 
 

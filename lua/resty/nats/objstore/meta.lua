@@ -12,9 +12,6 @@ local encode_base64, decode_base64 = ngx.encode_base64, ngx.decode_base64
 local type, tostring = type, tostring
 local pairs, ipairs, next = pairs, ipairs, next
 local str_find, str_gsub = string.find, string.gsub
-local str_format = string.format
-local math_floor, math_max = math.floor, math.max
-local os_date = os.date
 
 
 local _M = {}
@@ -47,18 +44,6 @@ local function check_name(name)
 end
 
 
--- RFC 3339 (UTC, ns) of a time in ns since the epoch
-local function rfc3339(ns)
-    local s = math_floor(ns / 1e9)
-    local frac = math_max(0, math_floor(ns - s * 1e9))
-    return os_date("!%Y-%m-%dT%H:%M:%S", s) .. str_format(".%09dZ", frac)
-end
-
-
-local function now_rfc3339()
-    ngx.update_time()
-    return rfc3339(ngx.now() * 1e9)
-end
 
 
 -- headers of a meta (Go's http.Header: every value a list) as message
@@ -152,8 +137,6 @@ end
 _M.b64url = b64url
 _M.unb64url = unb64url
 _M.check_name = check_name
-_M.rfc3339 = rfc3339
-_M.now_rfc3339 = now_rfc3339
 _M.headers_in = headers_in
 _M.headers_out = headers_out
 _M.info_of = info_of
