@@ -24,7 +24,6 @@ add_block_preprocessor(sub {
     $block->set_value("timeout", 30);
     $block->set_value("http_config", <<'CONF');
     init_by_lua_block {
-        local cjson = require "cjson.safe"
         t020 = {}
 
         -- the suite's connection, once connected
@@ -34,13 +33,8 @@ add_block_preprocessor(sub {
 
         -- the server's connections named name
         function t020.connz(name)
-            local s = ngx.socket.tcp()
-            s:settimeout(3000)
-            assert(s:connect("127.0.0.1", $TEST_NGINX_NATS_MONITOR_PORT))
-            assert(s:send("GET /connz?limit=1024 HTTP/1.0\r\nHost: x\r\n\r\n"))
-            local body = assert(s:receive("*a"))
-            s:close()
-            local z = assert(cjson.decode(body:match("\r\n\r\n(.*)$")))
+            local z = assert(require("t_http").json(
+                $TEST_NGINX_NATS_MONITOR_PORT, "/connz?limit=1024"))
             local n = 0
             for _, c in ipairs(z.connections or {}) do
                 if c.name == name then n = n + 1 end

@@ -29,32 +29,10 @@ add_block_preprocessor(sub {
         -- one request by hand (HTTP/1.0): status, headers (lower-case
         -- names), body
         function t028.http(method, path, headers, body)
-            local s = ngx.socket.tcp()
-            s:settimeout(10000)
-            assert(s:connect("127.0.0.1", ngx.var.server_port))
-            local req = { method .. " " .. path .. " HTTP/1.0\\r\\nHost: x\\r\\n" }
-            for k, v in pairs(headers or {}) do
-                req[#req + 1] = k .. ": " .. v .. "\\r\\n"
-            end
-            if body then
-                req[#req + 1] = "Content-Length: " .. #body .. "\\r\\n"
-            end
-            req[#req + 1] = "\\r\\n"
-            assert(s:send(table.concat(req)))
-            if body then
-                -- in pieces, as a client on a slow link would
-                for i = 1, #body, 50000 do
-                    assert(s:send(body:sub(i, i + 49999)))
-                end
-            end
-            local raw = assert(s:receive("*a"))
-            s:close()
-            local head, rest = raw:match("^(.-)\\r\\n\\r\\n(.*)\$")
-            local status = tonumber(head:match("^HTTP/1%.%d (%d+)"))
-            local h = {}
-            for k, v in head:gmatch("\\r\\n([^:]+): ([^\\r]*)") do
-                h[k:lower()] = v
-            end
+            local status, h, rest = require("t_http").request(
+                ngx.var.server_port, method, path, headers, body,
+                { piece = 50000 })
+            assert(status, h)
             return status, h, rest
         end
         -- the same, the body without its last newline

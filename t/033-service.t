@@ -301,15 +301,10 @@ ping after: 1
             package.loaded.services = nil
             local svc = require("services").start("svc")
             local function http(method, path, body)
-                local s = ngx.socket.tcp()
-                s:settimeout(5000)
-                assert(s:connect("127.0.0.1", ngx.var.server_port))
-                assert(s:send(method .. " " .. path .. " HTTP/1.0\r\nHost: x\r\nContent-Length: "
-                              .. #(body or "") .. "\r\n\r\n" .. (body or "")))
-                local res = assert(s:receive("*a"))
-                s:close()
-                return res:match("^HTTP/1%.%d (%d+)"), res:match("\r\n\r\n(.*)$"),
-                       res:match("\r\nX%-Service%-Error: ([^\r]*)")
+                local code, h, res = require("t_http").request(
+                    ngx.var.server_port, method, path, nil, body or "")
+                assert(code, h)
+                return code, res, h["x-service-error"]
             end
             local code, body = http("GET", "/services")
             local list = require("cjson").decode(body)

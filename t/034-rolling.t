@@ -93,14 +93,7 @@ add_block_preprocessor(sub {
 
         -- GET path on a monitor port, decoded
         function t034.monitor(node, path)
-            local s = ngx.socket.tcp()
-            s:settimeout(5000)
-            local ok, err = s:connect("127.0.0.1", t034.nodes[node].mon)
-            if not ok then return nil, err end
-            s:send("GET " .. path .. " HTTP/1.0\r\nHost: x\r\n\r\n")
-            local body = s:receive("*a")
-            s:close()
-            return cjson.decode((body or ""):match("\r\n\r\n(.*)$") or "")
+            return require("t_http").json(t034.nodes[node].mon, path)
         end
 
         -- the stream's state on node (its own copy, /jsz)

@@ -46,12 +46,47 @@ local NUID_LEN = 22
 local DIGEST_PREFIX = "SHA-256="
 local ERR_NO_MESSAGE = 10037
 -- reading: chunks are asked for a batch at a time, two batches ahead;
--- the readers of a connection share READ_BUDGET bytes a batch (the more
--- readers, the smaller each one's batch), each between BATCH_MIN and
--- BATCH_MAX (one reader alone: 4 MiB a batch, 10-20 % faster than 1 MiB
--- through nginx on bench/objstore.sh; sixteen: 1 MiB each)
-local READ_BUDGET = 8 * 1024 * 1024
+-- the readers of a connection share READ_BUDGET bytes in flight (the
+-- more readers, the smaller each one's batches, as they come and go),
+-- each batch between BATCH_MIN and BATCH_MAX bytes. One reader alone:
+-- 4 MiB a batch, 10-20 % faster through nginx than 1 MiB
+-- (bench/objstore.sh); sixteen: 512 KiB each. (What is in flight comes
+-- through the connection's socket: too much of it, and a busy worker
+-- that reads it slower than the server writes gets the connection cut
+-- as a slow consumer.)
+local READ_BUDGET = 16 * 1024 * 1024
+local BATCH_MIN = 256 * 1024
+local BATCH_MAX = 4 * 1024 * 1024
 local WEAK_KEYS = { __mode = "k" }
+
+
+-- the count of connection conn's readers reading, after reader me came
+-- (on) or went (not on); the set is weak: a reader its user dropped
+-- without closing it leaves with the garbage
+local function count_readers(conn, me, on)
+    local active = conn._obs_reading
+    if not active then
+        if not on then
+            return
+        end
+        active = setmetatable({}, WEAK_KEYS)
+        conn._obs_reading = active
+    end
+    active[me] = on or nil
+    local n = 0
+    for _ in pairs(active) do
+        n = n + 1
+    end
+    conn._obs_readers = n
+end
+
+
+-- chunks of csize bytes a batch, for a reader among n
+local function batch_of(n, csize)
+    local bytes = math_max(BATCH_MIN,
+                           math_min(BATCH_MAX, READ_BUDGET / (2 * n)))
+    return math_max(1, math_floor(bytes / math_max(csize, 1)))
+end
 local BATCH_MIN = 1024 * 1024
 local BATCH_MAX = 4 * 1024 * 1024
 
@@ -429,14 +464,14 @@ function Obs.open(obs, name)
     local failed          -- the error, once there was one
     local finished = size == 0
 
-    -- the connection's readers reading (weak: one its user dropped
-    -- without closing it leaves with the garbage)
     local conn = target._js._conn
     local me = {}
+    local readers = 0           -- the count the batch was sized for
+    local csize
     local function done_reading()
-        local active = conn._obs_reading
-        if active then
-            active[me] = nil
+        if readers > 0 then
+            readers = 0
+            count_readers(conn, me, false)
         end
     end
 
@@ -458,24 +493,14 @@ function Obs.open(obs, name)
         end
         if not feed then
             local e, c
-            local csize = info.options.max_chunk_size
-                          or math_floor(size / math_max(info.chunks, 1))
-            local active = conn._obs_reading
-            if not active then
-                active = setmetatable({}, WEAK_KEYS)
-                conn._obs_reading = active
-            end
-            active[me] = true
-            local readers = 0
-            for _ in pairs(active) do
-                readers = readers + 1
-            end
-            local bytes = math_max(BATCH_MIN, math_min(BATCH_MAX,
-                                                       READ_BUDGET / readers))
+            csize = info.options.max_chunk_size
+                    or math_floor(size / math_max(info.chunks, 1))
+            count_readers(conn, me, true)
+            readers = conn._obs_readers
             feed, e, c = feed_open(target._js, target._stream, {
                 filter_subject = chunk_subject(target, info.nuid),
                 count = info.chunks,
-                batch = math_max(1, math_floor(bytes / math_max(csize, 1))),
+                batch = batch_of(readers, csize),
             })
             if not feed then
                 return abort(e or c)
@@ -484,6 +509,11 @@ function Obs.open(obs, name)
             if not h then
                 return abort(e)
             end
+        end
+        if conn._obs_readers ~= readers then
+            -- readers came or went: batches from now on sized for them
+            readers = conn._obs_readers
+            feed._batch = batch_of(readers, csize)
         end
         local m, e = feed:next()
         if not m then
