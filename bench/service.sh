@@ -18,10 +18,10 @@
 # req/s, the worker's CPU per request and the ratio service/callback,
 # then the medians. Knobs: ROUNDS=3, DURATION=10, K=128, SIZE=16,
 # WORKERS=1, WARMUP=2 (seconds of each side before the rounds),
-# BUILD_DIR; PERF=FILE: instead, perf record -g of the worker during one
+# BUILD_DIR, LUA_DIR (where resty/nats.lua comes from: lua); PERF=FILE: instead, perf record -g of the worker during one
 # run of PERF_SIDE (svc or cb, default svc); JITP=FILE (JITP_MODE=Fl):
 # instead, LuaJIT's profiler (jit.p) in the worker during one run of
-# PERF_SIDE.
+# PERF_SIDE; JITV=FILE: the worker's LuaJIT trace log (jit.v) goes there.
 {
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +34,7 @@ WORKERS=${WORKERS:-1}
 WARMUP=${WARMUP:-2}
 PERF_SIDE=${PERF_SIDE:-svc}
 BUILD_DIR=$(realpath -m "${BUILD_DIR:-build}")
+LUA_DIR=$(realpath -m "${LUA_DIR:-lua}")
 . "$REPO/bench/common.sh"
 
 W=$(mktemp -d /tmp/service-bench.XXXXXX)
@@ -67,8 +68,9 @@ pid logs/nginx.pid;
 events { worker_connections 256; }
 http {
     access_log off;
-    lua_package_path "$REPO/lua/?.lua;/usr/share/lua/5.1/?.lua;;";
+    lua_package_path "$LUA_DIR/?.lua;/usr/share/lua/5.1/?.lua;;";
     init_worker_by_lua_block {
+        if "${JITV:-}" ~= "" then require("jit.v").start("${JITV:-}") end
         local conn = assert(require("resty.nats").shared("bench",
                                                          { port = $NATS_PORT }))
         local svc = assert(conn:add_service({ name = "bench",
@@ -76,10 +78,11 @@ http {
         assert(svc:add_endpoint("echo", function(req)
             req:respond(req.payload)
         end, { subject = "svc.echo" }))
-        assert(conn:subscribe("cb.echo", function(msg)
+        local cb = assert(conn:subscribe("cb.echo", function(msg)
             conn:publish(msg.reply_to, msg.payload)
         end, { queue = "q" }))
         package.loaded.bench_service = svc
+        package.loaded.bench_callback = cb
     }
     server {
         listen 127.0.0.1:$HTTP_PORT;
@@ -98,15 +101,51 @@ http {
                         e.processing_time, " ", e.average_processing_time)
             }
         }
-        # /jitp?mode=M&file=F starts jit.p, /jitp stops it
+        # /micro?side=svc|cb&n=N: ns per call of the side's callback,
+        # called here with a message made as the engine makes one (the
+        # replies go to _micro.x, nobody's); 1,000 calls a batch, then a
+        # yield for the writer (not timed)
+        location = /micro {
+            content_by_lua_block {
+                local sub = package.loaded.bench_callback
+                if ngx.var.arg_side == "svc" then
+                    for _, s in ipairs(package.loaded.bench_service._subs) do
+                        if s.subject == "svc.echo" then sub = s end
+                    end
+                end
+                local f, n = sub.callback, tonumber(ngx.var.arg_n)
+                local payload = string.rep("x", $SIZE)
+                -- (clock_gettime: cdef'd by resty.nats.service)
+                local ffi = require "ffi"
+                local ts = ffi.new("resty_nats_timespec_t")
+                local function now()
+                    ffi.C.clock_gettime(1, ts)
+                    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+                end
+                local b = {}
+                for i = 1, n / 1000 do
+                    local t0 = now()
+                    for _ = 1, 1000 do
+                        f({ subject = "svc.echo", sid = 1,
+                            reply_to = "_micro.x", payload = payload })
+                    end
+                    b[i] = now() - t0
+                    ngx.sleep(0)
+                end
+                -- the fastest batch and the median one (the machine's
+                -- other work lands in some batches)
+                table.sort(b)
+                ngx.say(string.format("%.0f %.0f", b[1] / 1000 * 1e9,
+                                      b[math.ceil(#b / 2)] / 1000 * 1e9))
+            }
+        }
+        # /jitp?mode=M&file=F&secs=S: jit.p for S seconds
         location = /jitp {
             content_by_lua_block {
                 local p = require "jit.p"
-                if ngx.var.arg_file then
-                    p.start(ngx.var.arg_mode, ngx.var.arg_file)
-                else
-                    p.stop()
-                end
+                p.start(ngx.var.arg_mode, ngx.var.arg_file)
+                ngx.sleep(tonumber(ngx.var.arg_secs))
+                p.stop()
             }
         }
     }
@@ -136,20 +175,31 @@ for side in svc cb; do
         || { echo "service.sh: warm-up of $side failed" >&2; exit 1; }
 done
 
+if [ -n "${MICRO:-}" ]; then
+    # the Lua cost of each side's callback alone, in the worker, sides
+    # alternating ROUNDS times
+    for r in $(seq "$ROUNDS"); do
+        if (( r % 2 )); then order="svc cb"; else order="cb svc"; fi
+        for side in $order; do
+            read -r best med <<< "$(curl -sf "$B/micro?side=$side&n=$MICRO")"
+            echo "micro $side: $best ns a call (fastest batch of 1000), $med (median batch)"
+        done
+    done
+    exit 0
+fi
 if [ -n "${PERF:-}${JITP:-}" ]; then
     if [ -n "${PERF:-}" ]; then
         perf record -g -o "$PERF" -p "${WPIDS[0]}" > /dev/null 2>&1 &
         perf_pid=$!
         sleep 0.5
     else
-        curl -sf "$B/jitp?mode=${JITP_MODE:-Fl}&file=$JITP" > /dev/null
+        curl -sf "$B/jitp?mode=${JITP_MODE:-Fl}&file=$JITP&secs=$DURATION" \
+            > /dev/null &
+        perf_pid=$!
     fi
     "$SB" "$URL" "$(subject "$PERF_SIDE")" "$K" "$DURATION" "$SIZE"
-    if [ -n "${PERF:-}" ]; then
-        kill -INT "$perf_pid"; wait "$perf_pid" || true
-    else
-        curl -sf "$B/jitp" > /dev/null
-    fi
+    [ -n "${PERF:-}" ] && kill -INT "$perf_pid"
+    wait "$perf_pid" || true
     exit 0
 fi
 
@@ -165,7 +215,7 @@ run() {     # run SIDE: appends req/s to R[SIDE] and the workers' CPU us per
     read -r rate replies lat lost <<< "$out"
     [ "$lost" = 0 ] || echo "service.sh: $side: $lost requests unanswered" >&2
     us=$(awk -v t=$((t1 - t0)) -v n="$replies" -v hz="$HZ" \
-        'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+        'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
     R[$side]="${R[$side]:-} $rate"
     CPU[$side]="${CPU[$side]:-} $us"
     F[$side]="$rate $us $lat"
@@ -174,7 +224,7 @@ k() { awk -v v="$1" 'BEGIN {printf "%.1fk", v / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 
 echo "service endpoint vs callback subscription: $K requests of $SIZE B in flight (libnats), $DURATION s a run, $WORKERS worker(s), $ROUNDS rounds (sides alternating)"
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), nats-server $(nats-server --version | awk '{print $NF}'), libnats $(pkg-config --modversion libnats), nginx $(nginx -v 2>&1 | sed 's|.*/||'), code $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lua || echo '+lua changes')"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), nats-server $(nats-server --version | awk '{print $NF}'), libnats $(pkg-config --modversion libnats), nginx $(nginx -v 2>&1 | sed 's|.*/||'), code $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lua || echo '+lua changes')$([ "$LUA_DIR" = "$REPO/lua" ] || echo ", Lua from $LUA_DIR")"
 RATIOS=
 for r in $(seq "$ROUNDS"); do
     if (( r % 2 )); then order="svc cb"; else order="cb svc"; fi
