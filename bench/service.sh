@@ -235,9 +235,9 @@ for r in $(seq "$ROUNDS"); do
     read -r rc us_c lat_c <<< "${F[cb]}"
     q=$(ratio "$rs" "$rc")
     RATIOS="$RATIOS $q"
-    printf 'round %d (%s first): service %s req/s (%s us CPU/req, latency %s us), callback %s req/s (%s us CPU/req, latency %s us); ratio %s\n' \
+    printf 'round %d (%s first): service %s req/s (%s us CPU/req, latency %s us), callback %s req/s (%s us CPU/req, latency %s us); ratio %s; load %s\n' \
         "$r" "${order%% *}" "$(k "$rs")" "$us_s" "$lat_s" "$(k "$rc")" \
-        "$us_c" "$lat_c" "$q"
+        "$us_c" "$lat_c" "$q" "$(cut -d' ' -f1 /proc/loadavg)"
 done
 ms=$(median <<< "${R[svc]}"); mc=$(median <<< "${R[cb]}")
 printf 'median: service %s req/s, callback %s req/s; ratio of the medians %s, median of the round ratios %s\n' \
