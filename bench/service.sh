@@ -16,12 +16,12 @@
 # nats-server, WORKERS nginx workers, both sides hosted at once. The
 # sides take turns going first, ROUNDS times; it prints each round's
 # req/s, the worker's CPU per request and the ratio service/callback,
-# then the medians. Knobs: ROUNDS=3, DURATION=10, K=128, SIZE=16,
-# WORKERS=1, WARMUP=2 (seconds of each side before the rounds),
-# BUILD_DIR, LUA_DIR (where resty/nats.lua comes from: lua); PERF=FILE: instead, perf record -g of the worker during one
-# run of PERF_SIDE (svc or cb, default svc); JITP=FILE (JITP_MODE=Fl):
-# instead, LuaJIT's profiler (jit.p) in the worker during one run of
-# PERF_SIDE; JITV=FILE: the worker's LuaJIT trace log (jit.v) goes there.
+# then the medians. Knobs: ROUNDS=3, DURATION=10, K=128, SIZE=16 (1 or
+# more), WORKERS=1, WARMUP=2 (seconds of each side before the rounds),
+# BUILD_DIR, LUA_DIR (where resty/nats.lua comes from: lua). Instead of
+# the rounds: PERF=FILE, perf record -g of the worker during one run of
+# PERF_SIDE (svc or cb, default svc); MICRO=N, each side's callback
+# called N times in the worker (no network), ns a call. JITV=FILE: the worker's LuaJIT trace log (jit.v) goes there.
 {
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -139,15 +139,6 @@ http {
                                       b[math.ceil(#b / 2)] / 1000 * 1e9))
             }
         }
-        # /jitp?mode=M&file=F&secs=S: jit.p for S seconds
-        location = /jitp {
-            content_by_lua_block {
-                local p = require "jit.p"
-                p.start(ngx.var.arg_mode, ngx.var.arg_file)
-                ngx.sleep(tonumber(ngx.var.arg_secs))
-                p.stop()
-            }
-        }
     }
 }
 EOC
@@ -187,18 +178,12 @@ if [ -n "${MICRO:-}" ]; then
     done
     exit 0
 fi
-if [ -n "${PERF:-}${JITP:-}" ]; then
-    if [ -n "${PERF:-}" ]; then
-        perf record -g -o "$PERF" -p "${WPIDS[0]}" > /dev/null 2>&1 &
-        perf_pid=$!
-        sleep 0.5
-    else
-        curl -sf "$B/jitp?mode=${JITP_MODE:-Fl}&file=$JITP&secs=$DURATION" \
-            > /dev/null &
-        perf_pid=$!
-    fi
+if [ -n "${PERF:-}" ]; then
+    perf record -g -o "$PERF" -p "${WPIDS[0]}" > /dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
     "$SB" "$URL" "$(subject "$PERF_SIDE")" "$K" "$DURATION" "$SIZE"
-    [ -n "${PERF:-}" ] && kill -INT "$perf_pid"
+    kill -INT "$perf_pid"
     wait "$perf_pid" || true
     exit 0
 fi

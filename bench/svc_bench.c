@@ -6,10 +6,11 @@
  * with exit status 1.
  *
  *   svc_bench URL SUBJECT K DURATION SIZE
- *       keeps K requests of SIZE (1 or more) bytes in flight on SUBJECT for DURATION
- *       seconds: slot i publishes with the reply subject <inbox>.<i>
- *       (natsConnection_PublishRequest) and, when its reply comes on the
- *       wildcard subscription <inbox>.*, publishes the next one at once.
+ *       keeps K requests of SIZE (1 or more) bytes in flight on SUBJECT
+ *       for DURATION seconds: slot i publishes with the reply subject
+ *       <inbox>.<i> (natsConnection_PublishRequest) and, when its reply
+ *       comes on the wildcard subscription <inbox>.*, publishes the next
+ *       one at once.
  *       After DURATION no new request goes out and the ones in flight
  *       are waited for (up to 5 s). Prints "<req/s> <replies> <mean
  *       latency us> <lost>": replies within DURATION per second, every
