@@ -1,4 +1,6 @@
-# Shared by bench/run.sh and bench/soak.sh (sourced, not run).
+# shellcheck shell=bash
+# Shared by bench/run.sh, bench/soak.sh and bench/service.sh (sourced, not
+# run).
 # Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
 
 # bench_build DIR LOG TARGET...: installs what is missing, configures DIR
@@ -31,3 +33,37 @@ wait_port() {
     echo "$(basename "$0"): nothing listens on port $1" >&2
     return 1
 }
+
+# proc_ticks PID: user + system CPU time of a process so far, in clock
+# ticks (getconf CLK_TCK a second)
+proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+# the median of the numbers on stdin (separated by spaces or newlines)
+median() {
+    tr ' ' '\n' | grep . | sort -g \
+        | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+
+# nginx_load_modules DIR: the load_module lines of the modules built in
+# DIR (BUILD_DIR/modules): NDK, lua, ours
+nginx_load_modules() {
+    local m
+    for m in ndk_http_module ngx_http_lua_module ngx_http_lua_nats_module; do
+        echo "load_module $1/$m.so;"
+    done
+}
+
+# nginx_start PREFIX CONF PIDFILE PORT: starts nginx with the prefix
+# PREFIX and CONF (relative to it), waits for PIDFILE (relative too) and
+# for PORT to listen; the caller stops it (kill of the pid in PIDFILE)
+nginx_start() {
+    /usr/sbin/nginx -p "$1" -c "$2" -e "$1/logs/error.log" || return 1
+    for _ in $(seq 50); do
+        [ -s "$1/$3" ] && break
+        sleep 0.1
+    done
+    wait_port "$4"
+}
+
+# nginx_workers MASTER_PID: the pids of its workers, one a line
+nginx_workers() { pgrep -P "$1" | sort -n; }
