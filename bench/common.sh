@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shared by bench/run.sh, bench/soak.sh and bench/service.sh (sourced, not
-# run).
+# Shared by bench/run.sh, soak.sh, service.sh, objstore.sh and jsread.sh
+# (sourced, not run).
 # Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
 
 # bench_build DIR LOG TARGET...: installs what is missing, configures DIR

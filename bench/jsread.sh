@@ -26,6 +26,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
+. "$REPO/bench/common.sh"
 N=${N:-1000000}
 SIZE=${SIZE:-128}
 ROUNDS=${ROUNDS:-3}
@@ -36,10 +37,6 @@ bash scripts/deps.sh > /dev/null
 cmake -S . -B "$BUILD_DIR" -DRESTY_NATS_BUILD_BENCH=ON > /dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target jsread_bench nginx_module \
     lua_module > /dev/null
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 W=$(mktemp -d /tmp/jsread-bench.XXXXXX)
 NATS_PORT=$(free_port)
@@ -61,9 +58,7 @@ trap cleanup EXIT
 mkdir -p "$W/logs" "$W/conf"
 M=$BUILD_DIR/modules
 cat > "$W/conf/nginx.conf" <<EOC
-load_module $M/ndk_http_module.so;
-load_module $M/ngx_http_lua_module.so;
-load_module $M/ngx_http_lua_nats_module.so;
+$(nginx_load_modules "$M")
 worker_processes 1;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
@@ -153,12 +148,9 @@ http {
     }
 }
 EOC
-for _ in $(seq 50); do
-    (exec 3<> "/dev/tcp/127.0.0.1/$NATS_PORT") 2> /dev/null && break
-    sleep 0.1
-done
-nginx -p "$W" -c conf/nginx.conf -e logs/error.log
-sleep 0.3
+wait_port "$NATS_PORT"
+nginx_start "$W" conf/nginx.conf logs/nginx.pid "$HTTP_PORT" \
+    || { echo "jsread.sh: nginx did not start, see $W/logs/error.log" >&2; exit 1; }
 URL=nats://127.0.0.1:$NATS_PORT
 B=http://127.0.0.1:$HTTP_PORT
 JB=$BUILD_DIR/bench/jsread_bench
@@ -171,8 +163,8 @@ if [ -n "${PERF:-}" ]; then
     # where the worker's time goes during one ordered read: perf report -i
     # $PERF (PERF_PATH: another location than /ordered?n=N)
     w=$(pgrep -P "$(cat "$W/logs/nginx.pid")" | head -1)
-    t0=$(awk '{print $14 + $15}' "/proc/$w/stat")
-    n0=$(awk '{print $14 + $15}' "/proc/$NATS_PID/stat")
+    t0=$(proc_ticks "$w")
+    n0=$(proc_ticks "$NATS_PID")
     perf record -g -o "$PERF" -p "$w" > /dev/null 2>&1 &
     perf_pid=$!
     sleep 0.5
@@ -180,14 +172,14 @@ if [ -n "${PERF:-}" ]; then
     curl -sf "$B${PERF_PATH:-/ordered?n=$N}"
     s1=$(date +%s.%N)
     kill -INT "$perf_pid"; wait "$perf_pid" || true
-    t1=$(awk '{print $14 + $15}' "/proc/$w/stat")
-    n1=$(awk '{print $14 + $15}' "/proc/$NATS_PID/stat")
+    t1=$(proc_ticks "$w")
+    n1=$(proc_ticks "$NATS_PID")
     echo "server CPU $(( n1 - n0 )) ticks; worker CPU $(( t1 - t0 )) ticks in $(awk -v a="$s0" -v b="$s1" 'BEGIN {print b - a}') s" >&2
-    n0=$(awk '{print $14 + $15}' "/proc/$NATS_PID/stat")
+    n0=$(proc_ticks "$NATS_PID")
     s0=$(date +%s.%N)
     "$JB" ordered "$URL" JSREAD jsread.x "$N"
     s1=$(date +%s.%N)
-    n1=$(awk '{print $14 + $15}' "/proc/$NATS_PID/stat")
+    n1=$(proc_ticks "$NATS_PID")
     echo "libnats: server CPU $(( n1 - n0 )) ticks in $(awk -v a="$s0" -v b="$s1" 'BEGIN {print b - a}') s" >&2
     exit 0
 fi

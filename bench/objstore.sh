@@ -25,6 +25,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
+. "$REPO/bench/common.sh"
 SIZE_MB=${SIZE_MB:-64}
 CHUNK=${CHUNK:-131072}
 ROUNDS=${ROUNDS:-5}
@@ -35,10 +36,6 @@ cmake -S . -B "$BUILD_DIR" -DRESTY_NATS_BUILD_BENCH=ON > /dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target obs_bench nginx_module \
     lua_module > /dev/null
 command -v curl > /dev/null || { echo "objstore.sh: curl is missing" >&2; exit 1; }
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 W=$(mktemp -d /tmp/objstore-bench.XXXXXX)
 NATS_PORT=$(free_port)
@@ -61,9 +58,7 @@ chmod 644 "$W/www/big.bin"
 chmod 777 "$W/body"
 M=$BUILD_DIR/modules
 cat > "$W/conf/nginx.conf" <<EOC
-load_module $M/ndk_http_module.so;
-load_module $M/ngx_http_lua_module.so;
-load_module $M/ngx_http_lua_nats_module.so;
+$(nginx_load_modules "$M")
 worker_processes 1;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
@@ -98,12 +93,9 @@ http {
     }
 }
 EOC
-for _ in $(seq 50); do
-    (exec 3<> "/dev/tcp/127.0.0.1/$NATS_PORT") 2> /dev/null && break
-    sleep 0.1
-done
-nginx -p "$W" -c conf/nginx.conf -e logs/error.log
-sleep 0.3
+wait_port "$NATS_PORT"
+nginx_start "$W" conf/nginx.conf logs/nginx.pid "$HTTP_PORT" \
+    || { echo "objstore.sh: nginx did not start, see $W/logs/error.log" >&2; exit 1; }
 URL=nats://127.0.0.1:$NATS_PORT
 B=http://127.0.0.1:$HTTP_PORT
 OBS=$BUILD_DIR/bench/obs_bench
@@ -135,19 +127,17 @@ if [ -n "${PERF:-}" ]; then
     exit 0
 fi
 
-# CPU time (ticks) of a process so far: user + system
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 WORKER=$(pgrep -P "$(cat "$W/logs/nginx.pid")" | head -1)
 declare -A R CPU
 run() {     # side, command...: appends the figure (bytes/s) to R[side]
             # and the CPU seconds of the run (server + worker + client)
     local side=$1 v s0 w0 s1 w1 client
     shift
-    s0=$(ticks "$NATS_PID"); w0=$(ticks "$WORKER")
+    s0=$(proc_ticks "$NATS_PID"); w0=$(proc_ticks "$WORKER")
     local TIMEFORMAT='%U %S'
     { time v=$("$@"); } 2> "$W/time" \
         || { echo "objstore.sh: $side failed" >&2; exit 1; }
-    s1=$(ticks "$NATS_PID"); w1=$(ticks "$WORKER")
+    s1=$(proc_ticks "$NATS_PID"); w1=$(proc_ticks "$WORKER")
     client=$(awk '{print $1 + $2}' "$W/time")
     R[$side]="${R[$side]:-} ${v%.*}"
     CPU[$side]="${CPU[$side]:-} $(awk -v s=$((s1 - s0)) -v w=$((w1 - w0)) \

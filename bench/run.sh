@@ -293,10 +293,8 @@ run_wrk() {
     echo "$rps $p50 $p99 $errs $reqs"
 }
 
-# user + system CPU time of process $1 so far, in clock ticks
 # CPU time per message in us from clock ticks (100 per second): cpu_us TICKS N
 cpu_us() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.3f", t * 1000000 / 100 / n }'; }
-proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 CLK_TCK=$(getconf CLK_TCK)
 
 # CPU busy (all processes, ours included) over $1 seconds, in percent
