@@ -546,3 +546,117 @@ every node holds them: true
 \z/]
 --- no_error_log
 [error]
+
+
+
+=== TEST 3: JetStream reads on the shared connection through a move: an ordered consumer reading a stream while more is published and its connection's node goes lame duck gets every message once, in order; a key-value watcher sees every key's last value
+--- config
+    location = /t {
+        body_filter_by_lua_block { t034.report(ngx.arg[1]) }
+        content_by_lua_block {
+            for _, node in ipairs({ "node1", "node2", "node3" }) do
+                if t034.ctl(node, "pid") == "ok pid 0" then
+                    t034.ctl(node, "start")
+                end
+                local h = t034.ctl(node, "healthy")
+                if h ~= "ok healthy" then ngx.say(node, ": ", h) end
+            end
+            local conn = require("t_shared").connected("r")
+            local js = conn:jetstream({ timeout = 2000 })
+            js:delete_stream("ROLLOC")
+            assert(js:add_stream({ name = "ROLLOC", subjects = { "roll.oc.>" },
+                                   num_replicas = 3, storage = "file" }))
+            assert(t034.r3(js, "ROLLOC"))
+            js:delete_key_value("rollkv")
+            local kv = assert(js:create_key_value({ bucket = "rollkv", replicas = 3 }))
+            assert(t034.r3(js, "KV_rollkv"))
+
+            -- publishes retried with their msg_id until acknowledged
+            local published, retries = 0, 0
+            local function publish(i)
+                while true do
+                    local ack = js:publish("roll.oc.x", "m" .. i, { msg_id = "oc" .. i })
+                    if ack then published = published + 1 return end
+                    retries = retries + 1
+                    ngx.sleep(0.05)
+                end
+            end
+            local FIRST, MORE = 1000, 1000
+            for i = 1, FIRST do publish(i) end
+
+            local oc = assert(js:ordered_consumer("ROLLOC"))
+            local got, dup, order = {}, 0, true
+            local last = 0
+            local reader = ngx.thread.spawn(function()
+                local deadline = ngx.now() + 60
+                while #got < FIRST + MORE and ngx.now() < deadline do
+                    local m, err = oc:next(2000)
+                    if m then
+                        local i = tonumber(m.payload:sub(2))
+                        if i <= last then dup = dup + 1 end
+                        if i ~= last + 1 then order = false end
+                        last = i
+                        got[#got + 1] = i
+                        if #got % 20 == 0 then ngx.sleep(0.01) end
+                    end
+                end
+            end)
+            local final = {}
+            local seen = {}
+            local watcher = assert(kv:watch(">", function(e)
+                if e.operation == "PUT" then seen[e.key] = e.value end
+            end))
+            local writer = ngx.thread.spawn(function()
+                for i = FIRST + 1, FIRST + MORE do
+                    publish(i)
+                    local key = "k" .. (i % 50)
+                    while not kv:put(key, tostring(i)) do
+                        retries = retries + 1
+                        ngx.sleep(0.05)
+                    end
+                    final[key] = tostring(i)
+                    if i % 10 == 0 then ngx.sleep(0.01) end
+                end
+            end)
+
+            ngx.sleep(0.5)
+            local old = t034.node_of(conn)
+            local r = t034.ctl(old, "ldm")
+            ngx.say("ldm: ", r, ", moved: ", t034.node_of(conn) ~= old)
+            ngx.thread.wait(writer)
+            ngx.thread.wait(reader)
+            ngx.say("published: ", published == FIRST + MORE)
+            ngx.say("ordered consumer: ", #got, " of ", FIRST + MORE,
+                    ", in order: ", order, ", duplicates: ", dup)
+            local wait_until = ngx.now() + 10
+            local missing
+            repeat
+                missing = 0
+                for k, v in pairs(final) do
+                    if seen[k] ~= v then missing = missing + 1 end
+                end
+                if missing > 0 then ngx.sleep(0.1) end
+            until missing == 0 or ngx.now() > wait_until
+            ngx.say("watcher: last values of 50 keys seen, missing: ", missing)
+            local st = oc:stats()
+            ngx.say("figures: retries ", retries, ", consumer restarts ",
+                    st.restarts)
+            watcher:stop()
+            oc:close()
+            ngx.say("start: ", t034.ctl(old, "start"))
+            ngx.say("healthy: ", t034.ctl(old, "healthy"))
+        }
+    }
+--- request
+GET /t
+--- response_body_like eval
+qr/\Aldm: ok ldm, moved: true
+published: true
+ordered consumer: 2000 of 2000, in order: true, duplicates: 0
+watcher: last values of 50 keys seen, missing: 0
+figures: retries \d+, consumer restarts \d+
+start: ok start
+healthy: ok healthy
+\z/
+--- no_error_log
+[error]

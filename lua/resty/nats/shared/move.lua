@@ -288,7 +288,7 @@ local function switch(c, n, reader)
     c._sock, c._parser, c._timeouts = n._sock, n._parser, n._timeouts
     c._info, c._max_payload, c._tls = n._info, n._max_payload, n._tls
     c._server = n._server
-    c._pq, c._pings_out = c._pq, 0
+    c._pings_out = 0
     queue.use_socket(c, n._sock)
     local to = n._timeouts
     n._sock:settimeouts(to[1], to[2], c._ping_interval)
