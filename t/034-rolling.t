@@ -74,6 +74,18 @@ add_block_preprocessor(sub {
             return require("t_ctl").send(t034.nodes[node].ctl, cmd, 70000)
         end
 
+        -- every node running and healthy (an earlier test may have left
+        -- one stopped); what is not is printed
+        function t034.all_up()
+            for _, node in ipairs({ "node1", "node2", "node3" }) do
+                if t034.ctl(node, "pid") == "ok pid 0" then
+                    t034.ctl(node, "start")
+                end
+                local h = t034.ctl(node, "healthy")
+                if h ~= "ok healthy" then ngx.say(node, ": ", h) end
+            end
+        end
+
         -- the node a shared connection is on (its INFO's server_name)
         function t034.node_of(conn)
             local info = conn:server_info()
@@ -266,13 +278,7 @@ entered lame duck mode
         body_filter_by_lua_block { t034.report(ngx.arg[1]) }
         content_by_lua_block {
             -- every node up (whatever an earlier test left behind)
-            for _, node in ipairs({ "node1", "node2", "node3" }) do
-                if t034.ctl(node, "pid") == "ok pid 0" then
-                    t034.ctl(node, "start")
-                end
-                local h = t034.ctl(node, "healthy")
-                if h ~= "ok healthy" then ngx.say(node, ": ", h) end
-            end
+            t034.all_up()
             local conn = require("t_shared").connected("r")
             local js = conn:jetstream({ timeout = 2000 })
             local info, err = js:add_stream({
@@ -554,13 +560,7 @@ every node holds them: true
     location = /t {
         body_filter_by_lua_block { t034.report(ngx.arg[1]) }
         content_by_lua_block {
-            for _, node in ipairs({ "node1", "node2", "node3" }) do
-                if t034.ctl(node, "pid") == "ok pid 0" then
-                    t034.ctl(node, "start")
-                end
-                local h = t034.ctl(node, "healthy")
-                if h ~= "ok healthy" then ngx.say(node, ": ", h) end
-            end
+            t034.all_up()
             local conn = require("t_shared").connected("r")
             local js = conn:jetstream({ timeout = 2000 })
             js:delete_stream("ROLLOC")
