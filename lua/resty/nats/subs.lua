@@ -355,7 +355,7 @@ function Sub.unsubscribe(sub)
     local owner = sub._owner
     if owner then
         sub._owner = nil
-        owner:_drop()
+        owner:_end()
     end
     if err ~= nil then
         return ok, err

@@ -285,17 +285,19 @@ end
 -- next() when the fast path could not: waits, asks, restarts (m: a
 -- message popped already and not taken)
 local function next_slow(f, timeout, m)
-    local sub = f._sub
-    if not sub then
+    if f._closed then
         return nil, "closed"
     end
     if f._left and f._left <= 0 then
         return nil, "end"
     end
+    local sub = f._sub
     local conn = f._js._conn
     local deadline = now_ms() + (timeout or f._expires)
     local hb = f._heartbeat
-    local restart = f._reconnects ~= conn._reconnects
+    -- (no subscription: a remake failed, e.g. during a leader election
+    -- or a server's restart; this call tries again)
+    local restart = not sub or f._reconnects ~= conn._reconnects
     while true do
         local ok, err, code
         if m then
@@ -341,7 +343,7 @@ local function next_slow(f, timeout, m)
         elseif err == "timeout" then
             restart = f._reconnects ~= conn._reconnects
                       or (hb and now_ms() - f._active > 2 * hb) or false
-        elseif not f._sub then
+        elseif f._closed then
             return nil, "closed"
         else
             return nil, err
@@ -404,11 +406,20 @@ function Feed._drop(f)
 end
 
 
+-- the end of the feed's subscription by its owner's end (the request, a
+-- return to the pool, a close of the connection): no more reading
+function Feed._end(f)
+    f._closed = true
+    f:_drop()
+end
+
+
 -- close(): no more reading; the feed's subscription and consumer go
 function Feed.close(f)
-    if not f._sub then
+    if f._closed then
         return nil, "closed"
     end
+    f._closed = true
     f:_drop()
     return true
 end

@@ -15,8 +15,9 @@
 -- consumer finishes its last values (seen: a change made right after the
 -- watch began never came).
 --
--- Every WATCH_CHECK s the watcher checks, after a reconnect or
--- WATCH_STALE ms without a message or heartbeat, that its consumer is
+-- Every WATCH_CHECK s the watcher checks, after a reconnect, a move to
+-- another server or WATCH_STALE ms without a message or heartbeat (two
+-- heartbeats missed), that its consumer is
 -- still there, and makes it again from the sequence after the last one
 -- delivered when the server lost it (a restart loses an in-memory
 -- consumer): nothing missed, nothing twice.
@@ -40,7 +41,7 @@ local watcher_mt = { __index = Watcher }
 
 local WATCH_HEARTBEAT = 5000            -- ms
 local WATCH_CHECK = 1                   -- s
-local WATCH_STALE = 3 * WATCH_HEARTBEAT
+local WATCH_STALE = 2 * WATCH_HEARTBEAT + 1000
 local ERR_CONSUMER_NOT_FOUND = 10014
 local ERR_NO_MESSAGE = 10037
 
@@ -85,6 +86,14 @@ end
 -- every WATCH_CHECK s while the watcher lives: after a reconnect or a
 -- silence, is its consumer still there? If the server lost it, make it
 -- again (errors such as JetStream not ready yet: the next check retries)
+-- the count of the connection's new links to a server (reconnects, and
+-- moves away from a server in lame duck mode, whose JetStream goes at
+-- once: consumers it held with it)
+local function links(st)
+    return st.reconnects + (st.moves or 0)
+end
+
+
 local function check(premature, w)
     if premature or w._stopped then
         return
@@ -100,17 +109,17 @@ local function check(premature, w)
             ngx_log(WARN, "nats: ", w._what, ": making the consumer: ", err)
         end
     elseif st.state == "connected" and w._consumer
-       and (st.reconnects ~= w._reconnects
+       and (links(st) ~= w._links
             or now_ms() - w._active > WATCH_STALE)
     then
         local info, _, code = w._js:consumer_info(w._stream, w._consumer)
         if info then
-            w._reconnects = st.reconnects
+            w._links = links(st)
             w._active = now_ms()
         elseif code == ERR_CONSUMER_NOT_FOUND then
             local ok, err = make_consumer(w)
             if ok then
-                w._reconnects = st.reconnects
+                w._links = links(st)
                 ngx_log(WARN, "nats: ", w._what, ": the server lost the ",
                         "consumer, made again from ",
                         w._seq > 0 and "sequence " .. (w._seq + 1)
@@ -247,7 +256,7 @@ function _M.new(js, stream, filter, what, on_msg, opts)
         _what = what, _inbox = inbox, _seq = 0, _active = now_ms(),
         _policy = opts and opts.deliver_policy or "last_per_subject",
         _headers_only = opts and opts.headers_only or nil,
-        _reconnects = conn:stats().reconnects, _on_msg = on_msg,
+        _links = links(conn:stats()), _on_msg = on_msg,
     }, watcher_mt)
     local sub
     sub, err = conn:subscribe(inbox, function(m)
