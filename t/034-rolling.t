@@ -15,7 +15,12 @@
 #      shared connection each), while JetStream publishes with a msg_id
 #      to an R3 stream, retried with the same msg_id until acknowledged;
 #      then every acknowledged message is in the stream once, on every
-#      node.
+#      node;
+#   3. an ordered consumer and a key-value watcher on the shared
+#      connection while its node goes lame duck: every message once, in
+#      order, every key's last value;
+#   4. the node that holds an ordered consumer's (R1) consumer goes lame
+#      duck: the consumer is made again, every message once, in order.
 #
 # The figures are printed by the handlers (counts vary, failures must be
 # 0; the error texts are printed when not).
@@ -665,6 +670,92 @@ ordered consumer: 2000 of 2000, in order: true, duplicates: 0
 its errors:.*
 watcher: last values of 50 keys seen, missing: 0
 figures: retries \d+, consumer restarts \d+
+start: ok start
+healthy: ok healthy
+\z/
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: the node that holds an ordered consumer's consumer goes lame duck while it reads: the consumer is made again elsewhere (a remake that fails during the election is retried by the next call), every message once, in order
+--- config
+    location = /t {
+        body_filter_by_lua_block { t034.report(ngx.arg[1]) }
+        content_by_lua_block {
+            t034.all_up()
+            local conn = require("t_shared").connected("r")
+            local js = conn:jetstream({ timeout = 2000 })
+            js:delete_stream("ROLLOC4")
+            assert(js:add_stream({ name = "ROLLOC4", subjects = { "roll.oc4.>" },
+                                   num_replicas = 3, storage = "file" }))
+            assert(t034.r3(js, "ROLLOC4"))
+            local published, retries = 0, 0
+            local function publish(i)
+                while true do
+                    local ack = js:publish("roll.oc4.x", "m" .. i, { msg_id = "oc4-" .. i })
+                    if ack then published = published + 1 return end
+                    retries = retries + 1
+                    ngx.sleep(0.05)
+                end
+            end
+            local FIRST, MORE = 1000, 1000
+            for i = 1, FIRST do publish(i) end
+
+            local oc = assert(js:ordered_consumer("ROLLOC4"))
+            local ci = assert(js:consumer_info("ROLLOC4", oc:stats().consumer))
+            local host = ci.cluster and ci.cluster.leader
+            ngx.say("consumer on a node: ", t034.nodes[host] ~= nil)
+
+            local got, dup, order, last, errs = 0, 0, true, 0, {}
+            local reader = ngx.thread.spawn(function()
+                local deadline = ngx.now() + 60
+                while got < FIRST + MORE and ngx.now() < deadline do
+                    local m, err = oc:next(2000)
+                    if not m then
+                        err = tostring(err)
+                        errs[err] = (errs[err] or 0) + 1
+                        ngx.sleep(0.05)
+                    else
+                        local i = tonumber(m.payload:sub(2))
+                        if i <= last then dup = dup + 1 end
+                        if i ~= last + 1 then order = false end
+                        last = i
+                        got = got + 1
+                        if got % 20 == 0 then ngx.sleep(0.01) end
+                    end
+                end
+            end)
+            -- (for 5 s or more: past the node's exit, its JetStream
+            -- serves until then)
+            local writer = ngx.thread.spawn(function()
+                for i = FIRST + 1, FIRST + MORE do
+                    publish(i)
+                    if i % 10 == 0 then ngx.sleep(0.05) end
+                end
+            end)
+            ngx.sleep(0.5)
+            ngx.say("ldm of its node: ", t034.ctl(host, "ldm"))
+            ngx.thread.wait(writer)
+            ngx.thread.wait(reader)
+            ngx.say("published: ", published == FIRST + MORE)
+            ngx.say("ordered consumer: ", got, " of ", FIRST + MORE,
+                    ", in order: ", order, ", duplicates: ", dup,
+                    ", made again: ", oc:stats().restarts >= 1)
+            ngx.say("its errors:", t034.reasons(errs), "; publish retries: ", retries)
+            oc:close()
+            ngx.say("start: ", t034.ctl(host, "start"))
+            ngx.say("healthy: ", t034.ctl(host, "healthy"))
+        }
+    }
+--- request
+GET /t
+--- response_body_like eval
+qr/\Aconsumer on a node: true
+ldm of its node: ok ldm
+published: true
+ordered consumer: 2000 of 2000, in order: true, duplicates: 0, made again: true
+its errors:.*
 start: ok start
 healthy: ok healthy
 \z/

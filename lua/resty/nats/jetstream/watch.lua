@@ -83,9 +83,6 @@ local function make_consumer(w)
 end
 
 
--- every WATCH_CHECK s while the watcher lives: after a reconnect or a
--- silence, is its consumer still there? If the server lost it, make it
--- again (errors such as JetStream not ready yet: the next check retries)
 -- the count of the connection's new links to a server (reconnects, and
 -- moves away from a server in lame duck mode, whose JetStream goes at
 -- once: consumers it held with it)
@@ -94,6 +91,31 @@ local function links(st)
 end
 
 
+-- the consumer made again, after the last message delivered; the old one
+-- (if the server still has it) deleted without waiting for the answer
+local function remake(w, why)
+    local old = w._consumer
+    local ok, err = make_consumer(w)
+    if not ok then
+        ngx_log(WARN, "nats: ", w._what, ": making the consumer again: ", err)
+        return
+    end
+    w._links = links(w._conn:stats())
+    if old then
+        local js = w._js
+        w._conn:publish(js._prefix .. ".CONSUMER.DELETE." .. w._stream
+                        .. "." .. old, "")
+    end
+    ngx_log(WARN, "nats: ", w._what, ": ", why, ", made again from ",
+            w._seq > 0 and "sequence " .. (w._seq + 1) or "the last values")
+end
+
+
+-- every WATCH_CHECK s while the watcher lives: a consumer that sent no
+-- message nor heartbeat for two heartbeats is made again (gone, or on a
+-- node that went away: a consumer the server still lists but that no
+-- longer delivers is no better); after a reconnect or a move, is it still
+-- there? (errors such as JetStream not ready yet: the next check retries)
 local function check(premature, w)
     if premature or w._stopped then
         return
@@ -108,25 +130,16 @@ local function check(premature, w)
         if not ok then
             ngx_log(WARN, "nats: ", w._what, ": making the consumer: ", err)
         end
-    elseif st.state == "connected" and w._consumer
-       and (links(st) ~= w._links
-            or now_ms() - w._active > WATCH_STALE)
-    then
-        local info, _, code = w._js:consumer_info(w._stream, w._consumer)
-        if info then
-            w._links = links(st)
-            w._active = now_ms()
-        elseif code == ERR_CONSUMER_NOT_FOUND then
-            local ok, err = make_consumer(w)
-            if ok then
+    elseif st.state == "connected" and w._consumer then
+        if now_ms() - w._active > WATCH_STALE then
+            remake(w, "no message nor heartbeat for "
+                      .. WATCH_STALE / 1000 .. " s")
+        elseif links(st) ~= w._links then
+            local info, _, code = w._js:consumer_info(w._stream, w._consumer)
+            if info then
                 w._links = links(st)
-                ngx_log(WARN, "nats: ", w._what, ": the server lost the ",
-                        "consumer, made again from ",
-                        w._seq > 0 and "sequence " .. (w._seq + 1)
-                                   or "the last values")
-            else
-                ngx_log(WARN, "nats: ", w._what, ": making the consumer ",
-                        "again: ", err)
+            elseif code == ERR_CONSUMER_NOT_FOUND then
+                remake(w, "the server lost the consumer")
             end
         end
     end
