@@ -15,12 +15,12 @@
 -- consumer finishes its last values (seen: a change made right after the
 -- watch began never came).
 --
--- Every WATCH_CHECK s the watcher checks, after a reconnect, a move to
--- another server or WATCH_STALE ms without a message or heartbeat (two
--- heartbeats missed), that its consumer is
--- still there, and makes it again from the sequence after the last one
--- delivered when the server lost it (a restart loses an in-memory
--- consumer): nothing missed, nothing twice.
+-- Every WATCH_CHECK s the watcher checks its consumer: after WATCH_STALE
+-- ms without a message or heartbeat (two heartbeats missed) it makes it
+-- again; after a reconnect or a move to another server it asks whether
+-- the server still has it, and makes it again when not (a restart loses
+-- an in-memory consumer). Either way from the sequence after the last one
+-- delivered: nothing missed, nothing twice.
 
 local metadata = require("resty.nats.jetstream.msg").metadata
 local new_inbox = require("resty.nats.jetstream").new_inbox
