@@ -91,6 +91,53 @@ add_block_preprocessor(sub {
             end
         end
 
+        -- a publisher to subject of js: pub.publish(i) publishes "m<i>"
+        -- with msg_id "<subject>-<i>", retried until acknowledged;
+        -- pub.published, pub.retries
+        function t034.publisher(js, subject)
+            local pub = { published = 0, retries = 0 }
+            function pub.publish(i)
+                while true do
+                    local ack = js:publish(subject, "m" .. i,
+                                           { msg_id = subject .. "-" .. i })
+                    if ack then
+                        pub.published = pub.published + 1
+                        return
+                    end
+                    pub.retries = pub.retries + 1
+                    ngx.sleep(0.05)
+                end
+            end
+            return pub
+        end
+
+        -- a light thread reading n messages "m<i>" through ordered
+        -- consumer oc (60 s at most; errors counted, 50 ms apart): r.got,
+        -- r.dup (seen again), r.order (each the one after the last), r.errs
+        function t034.read_ordered(oc, n)
+            local r = { got = 0, dup = 0, order = true, last = 0, errs = {} }
+            r.thread = ngx.thread.spawn(function()
+                local deadline = ngx.now() + 60
+                while r.got < n and ngx.now() < deadline do
+                    local m, err = oc:next(2000)
+                    if not m then
+                        err = tostring(err)
+                        r.errs[err] = (r.errs[err] or 0) + 1
+                        -- (and the clock moves on)
+                        ngx.sleep(0.05)
+                    else
+                        local i = tonumber(m.payload:sub(2))
+                        if i <= r.last then r.dup = r.dup + 1 end
+                        if i ~= r.last + 1 then r.order = false end
+                        r.last = i
+                        r.got = r.got + 1
+                        if r.got % 20 == 0 then ngx.sleep(0.01) end
+                    end
+                end
+            end)
+            return r
+        end
+
         -- the node a shared connection is on (its INFO's server_name)
         function t034.node_of(conn)
             local info = conn:server_info()
@@ -577,41 +624,12 @@ every node holds them: true
             assert(t034.r3(js, "KV_rollkv"))
 
             -- publishes retried with their msg_id until acknowledged
-            local published, retries = 0, 0
-            local function publish(i)
-                while true do
-                    local ack = js:publish("roll.oc.x", "m" .. i, { msg_id = "oc" .. i })
-                    if ack then published = published + 1 return end
-                    retries = retries + 1
-                    ngx.sleep(0.05)
-                end
-            end
+            local pub = t034.publisher(js, "roll.oc.x")
             local FIRST, MORE = 1000, 1000
-            for i = 1, FIRST do publish(i) end
+            for i = 1, FIRST do pub.publish(i) end
 
             local oc = assert(js:ordered_consumer("ROLLOC"))
-            local got, dup, order = {}, 0, true
-            local last = 0
-            local oc_errs = {}
-            local reader = ngx.thread.spawn(function()
-                local deadline = ngx.now() + 60
-                while #got < FIRST + MORE and ngx.now() < deadline do
-                    local m, err = oc:next(2000)
-                    if not m then
-                        err = tostring(err)
-                        oc_errs[err] = (oc_errs[err] or 0) + 1
-                        -- (and the clock moves on)
-                        ngx.sleep(0.05)
-                    else
-                        local i = tonumber(m.payload:sub(2))
-                        if i <= last then dup = dup + 1 end
-                        if i ~= last + 1 then order = false end
-                        last = i
-                        got[#got + 1] = i
-                        if #got % 20 == 0 then ngx.sleep(0.01) end
-                    end
-                end
-            end)
+            local r = t034.read_ordered(oc, FIRST + MORE)
             local final = {}
             local seen = {}
             local watcher = assert(kv:watch(">", function(e)
@@ -619,10 +637,10 @@ every node holds them: true
             end))
             local writer = ngx.thread.spawn(function()
                 for i = FIRST + 1, FIRST + MORE do
-                    publish(i)
+                    pub.publish(i)
                     local key = "k" .. (i % 50)
                     while not kv:put(key, tostring(i)) do
-                        retries = retries + 1
+                        pub.retries = pub.retries + 1
                         ngx.sleep(0.05)
                     end
                     final[key] = tostring(i)
@@ -632,14 +650,14 @@ every node holds them: true
 
             ngx.sleep(0.5)
             local old = t034.node_of(conn)
-            local r = t034.ctl(old, "ldm")
-            ngx.say("ldm: ", r, ", moved: ", t034.node_of(conn) ~= old)
+            local answer = t034.ctl(old, "ldm")
+            ngx.say("ldm: ", answer, ", moved: ", t034.node_of(conn) ~= old)
             ngx.thread.wait(writer)
-            ngx.thread.wait(reader)
-            ngx.say("published: ", published == FIRST + MORE)
-            ngx.say("ordered consumer: ", #got, " of ", FIRST + MORE,
-                    ", in order: ", order, ", duplicates: ", dup)
-            ngx.say("its errors:", t034.reasons(oc_errs))
+            ngx.thread.wait(r.thread)
+            ngx.say("published: ", pub.published == FIRST + MORE)
+            ngx.say("ordered consumer: ", r.got, " of ", FIRST + MORE,
+                    ", in order: ", r.order, ", duplicates: ", r.dup)
+            ngx.say("its errors:", t034.reasons(r.errs))
             -- (a watcher whose consumer went with the node makes it again
             -- after two missed heartbeats: 11 s)
             local wait_until = ngx.now() + 30
@@ -653,7 +671,7 @@ every node holds them: true
             until missing == 0 or ngx.now() > wait_until
             ngx.say("watcher: last values of 50 keys seen, missing: ", missing)
             local st = oc:stats()
-            ngx.say("figures: retries ", retries, ", consumer restarts ",
+            ngx.say("figures: retries ", pub.retries, ", consumer restarts ",
                     st.restarts)
             watcher:stop()
             oc:close()
@@ -690,59 +708,34 @@ healthy: ok healthy
             assert(js:add_stream({ name = "ROLLOC4", subjects = { "roll.oc4.>" },
                                    num_replicas = 3, storage = "file" }))
             assert(t034.r3(js, "ROLLOC4"))
-            local published, retries = 0, 0
-            local function publish(i)
-                while true do
-                    local ack = js:publish("roll.oc4.x", "m" .. i, { msg_id = "oc4-" .. i })
-                    if ack then published = published + 1 return end
-                    retries = retries + 1
-                    ngx.sleep(0.05)
-                end
-            end
+            local pub = t034.publisher(js, "roll.oc4.x")
             local FIRST, MORE = 1000, 1000
-            for i = 1, FIRST do publish(i) end
+            for i = 1, FIRST do pub.publish(i) end
 
             local oc = assert(js:ordered_consumer("ROLLOC4"))
             local ci = assert(js:consumer_info("ROLLOC4", oc:stats().consumer))
             local host = ci.cluster and ci.cluster.leader
             ngx.say("consumer on a node: ", t034.nodes[host] ~= nil)
 
-            local got, dup, order, last, errs = 0, 0, true, 0, {}
-            local reader = ngx.thread.spawn(function()
-                local deadline = ngx.now() + 60
-                while got < FIRST + MORE and ngx.now() < deadline do
-                    local m, err = oc:next(2000)
-                    if not m then
-                        err = tostring(err)
-                        errs[err] = (errs[err] or 0) + 1
-                        ngx.sleep(0.05)
-                    else
-                        local i = tonumber(m.payload:sub(2))
-                        if i <= last then dup = dup + 1 end
-                        if i ~= last + 1 then order = false end
-                        last = i
-                        got = got + 1
-                        if got % 20 == 0 then ngx.sleep(0.01) end
-                    end
-                end
-            end)
+            local r = t034.read_ordered(oc, FIRST + MORE)
             -- (for 5 s or more: past the node's exit, its JetStream
             -- serves until then)
             local writer = ngx.thread.spawn(function()
                 for i = FIRST + 1, FIRST + MORE do
-                    publish(i)
+                    pub.publish(i)
                     if i % 10 == 0 then ngx.sleep(0.05) end
                 end
             end)
             ngx.sleep(0.5)
             ngx.say("ldm of its node: ", t034.ctl(host, "ldm"))
             ngx.thread.wait(writer)
-            ngx.thread.wait(reader)
-            ngx.say("published: ", published == FIRST + MORE)
-            ngx.say("ordered consumer: ", got, " of ", FIRST + MORE,
-                    ", in order: ", order, ", duplicates: ", dup,
+            ngx.thread.wait(r.thread)
+            ngx.say("published: ", pub.published == FIRST + MORE)
+            ngx.say("ordered consumer: ", r.got, " of ", FIRST + MORE,
+                    ", in order: ", r.order, ", duplicates: ", r.dup,
                     ", made again: ", oc:stats().restarts >= 1)
-            ngx.say("its errors:", t034.reasons(errs), "; publish retries: ", retries)
+            ngx.say("its errors:", t034.reasons(r.errs), "; publish retries: ",
+                    pub.retries)
             oc:close()
             ngx.say("start: ", t034.ctl(host, "start"))
             ngx.say("healthy: ", t034.ctl(host, "healthy"))
