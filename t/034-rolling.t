@@ -91,6 +91,15 @@ add_block_preprocessor(sub {
             end
         end
 
+        -- stream name (subjects "<prefix>.>") made anew, R3, file
+        -- storage, with a leader and 2 current replicas
+        function t034.fresh_r3(js, name, prefix)
+            js:delete_stream(name)
+            assert(js:add_stream({ name = name, subjects = { prefix .. ".>" },
+                                   num_replicas = 3, storage = "file" }))
+            assert(t034.r3(js, name))
+        end
+
         -- a publisher to subject of js: pub.publish(i) publishes "m<i>"
         -- with msg_id "<subject>-<i>", retried until acknowledged;
         -- pub.published, pub.retries
@@ -615,10 +624,7 @@ every node holds them: true
             t034.all_up()
             local conn = require("t_shared").connected("r")
             local js = conn:jetstream({ timeout = 2000 })
-            js:delete_stream("ROLLOC")
-            assert(js:add_stream({ name = "ROLLOC", subjects = { "roll.oc.>" },
-                                   num_replicas = 3, storage = "file" }))
-            assert(t034.r3(js, "ROLLOC"))
+            t034.fresh_r3(js, "ROLLOC", "roll.oc")
             js:delete_key_value("rollkv")
             local kv = assert(js:create_key_value({ bucket = "rollkv", replicas = 3 }))
             assert(t034.r3(js, "KV_rollkv"))
@@ -704,10 +710,7 @@ healthy: ok healthy
             t034.all_up()
             local conn = require("t_shared").connected("r")
             local js = conn:jetstream({ timeout = 2000 })
-            js:delete_stream("ROLLOC4")
-            assert(js:add_stream({ name = "ROLLOC4", subjects = { "roll.oc4.>" },
-                                   num_replicas = 3, storage = "file" }))
-            assert(t034.r3(js, "ROLLOC4"))
+            t034.fresh_r3(js, "ROLLOC4", "roll.oc4")
             local pub = t034.publisher(js, "roll.oc4.x")
             local FIRST, MORE = 1000, 1000
             for i = 1, FIRST do pub.publish(i) end

@@ -416,6 +416,16 @@ function JS.delete_consumer(js, stream, consumer)
 end
 
 
+-- the consumer deleted without waiting for the answer (a feed or a
+-- watcher that made it and moves on; an inactive one would be deleted by
+-- the server anyway); the answer goes to reply_to, a subject nobody needs
+-- to read (a request without a reply subject may be ignored)
+function JS._delete_consumer_nowait(js, stream, consumer, reply_to)
+    return js._conn:publish(js._prefix .. ".CONSUMER.DELETE." .. stream
+                            .. "." .. consumer, "", { reply_to = reply_to })
+end
+
+
 -- fetch(stream, consumer [, { batch =, expires = ms, no_wait = }]): an
 -- array of messages (empty when none came before expires)
 function JS.fetch(js, stream, consumer, opts)

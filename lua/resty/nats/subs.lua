@@ -163,37 +163,52 @@ function _M.set_max(c, sub, max)
 end
 
 
+-- the frames that make subscription sub (sid nsid) at a server, with
+-- what remains of its max, added to frames; or nil, err
+local function sub_frames(frames, nsid, sub)
+    local subject, queue = sub.subject, sub.queue
+    local line, err = frame_call(C.resty_nats_frame_sub, subject,
+                                 #subject, queue, queue and #queue or 0,
+                                 nsid, errbuf, errlen)
+    if not line then
+        return nil, err
+    end
+    frames[#frames + 1] = line
+    local max = sub._max
+    if max and max > 0 then
+        line, err = unsub_frame(nsid, max - sub._delivered)
+        if not line then
+            return nil, err
+        end
+        frames[#frames + 1] = line
+    end
+    return frames
+end
+_M.sub_frames = sub_frames
+
+
 -- the frames that make every live subscription again on a new connection
 -- (with what remains of its max); or nil, err
 function _M.resub_frames(c)
     local frames = {}
     for nsid, sub in pairs(c._subs) do
-        local subject, queue = sub.subject, sub.queue
-        local line, err = frame_call(C.resty_nats_frame_sub, subject,
-                                     #subject, queue, queue and #queue or 0,
-                                     nsid, errbuf, errlen)
-        if not line then
+        local ok, err = sub_frames(frames, nsid, sub)
+        if not ok then
             return nil, err
-        end
-        frames[#frames + 1] = line
-        local max = sub._max
-        if max and max > 0 then
-            line, err = unsub_frame(nsid, max - sub._delivered)
-            if not line then
-                return nil, err
-            end
-            frames[#frames + 1] = line
         end
     end
     return frames
 end
 
 
--- the UNSUB frames of every subscription (for a drain)
-function _M.unsub_all_frames(c)
+-- the UNSUB frames of every subscription (for a drain), but the one with
+-- sid except (if given)
+function _M.unsub_all_frames(c, except)
     local frames = {}
     for nsid in pairs(c._subs) do
-        frames[#frames + 1] = unsub_frame(nsid, 0)
+        if nsid ~= except then
+            frames[#frames + 1] = unsub_frame(nsid, 0)
+        end
     end
     return frames
 end

@@ -387,8 +387,7 @@ function Feed.next(f, timeout)
 end
 
 
--- the subscription goes; the consumer is deleted without waiting for the
--- answer (an inactive one would be deleted by the server anyway)
+-- the subscription goes, and the consumer (without waiting)
 function Feed._drop(f)
     local sub = f._sub
     f._sub = nil
@@ -396,11 +395,9 @@ function Feed._drop(f)
         sub._owner = nil
         sub:unsubscribe()
     end
-    local js = f._js
     if f._consumer then
-        js._conn:publish(js._prefix .. ".CONSUMER.DELETE." .. f._stream
-                         .. "." .. f._consumer, "",
-                         { reply_to = f._inbox .. ".deleted" })
+        f._js:_delete_consumer_nowait(f._stream, f._consumer,
+                                      f._inbox .. ".deleted")
         f._consumer = nil
     end
 end

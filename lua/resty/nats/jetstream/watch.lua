@@ -102,9 +102,7 @@ local function remake(w, why)
     end
     w._links = links(w._conn:stats())
     if old then
-        local js = w._js
-        w._conn:publish(js._prefix .. ".CONSUMER.DELETE." .. w._stream
-                        .. "." .. old, "")
+        w._js:_delete_consumer_nowait(w._stream, old, w._inbox .. ".deleted")
     end
     ngx_log(WARN, "nats: ", w._what, ": ", why, ", made again from ",
             w._seq > 0 and "sequence " .. (w._seq + 1) or "the last values")

@@ -239,12 +239,7 @@ end
 local function leave(c, o)
     local sock = o._sock
     writer_off(c, sock)
-    local frames = {}
-    for nsid in pairs(c._subs) do
-        if nsid ~= c._inbox_sid then
-            frames[#frames + 1] = unsub_frame(nsid, 0)
-        end
-    end
+    local frames = subs.unsub_all_frames(c, c._inbox_sid)
     frames[#frames + 1] = conn.ping(o, false)
     sock:send(frames)
 end
@@ -304,14 +299,11 @@ end
 -- what changed in the subscriptions while the new connection was being
 -- subscribed (its frames went to the old one): made there too
 local function catch_up(c, sent)
-    for nsid in pairs(c._subs) do
+    for nsid, sub in pairs(c._subs) do
         if not sent[nsid] then
-            local sub = c._subs[nsid]
-            local frames = subs.resub_frames({ _subs = { [nsid] = sub } })
-            if frames then
-                for _, f in ipairs(frames) do
-                    ctl(c, f)
-                end
+            local frames = subs.sub_frames({}, nsid, sub)
+            for _, f in ipairs(frames or {}) do
+                ctl(c, f)
             end
         end
     end
