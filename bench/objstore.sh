@@ -11,13 +11,17 @@
 #   libnats   get            (an ordered consumer over the same chunks,
 #                             digest checked)
 #   nginx     GET of the same bytes from a local file (the ceiling here)
+#   GET, lean client: the two HTTP GETs again with bench/http_get.c
+#             (reads 32 KiB at a time, as libnats does, and drops them;
+#             curl reads 16 KiB at a time and costs 0.05 s of CPU per
+#             64 MiB on the cores nginx and nats-server share)
 #
 # curl is the HTTP client (its speed_upload / speed_download). The sides
 # take turns going first, ROUNDS times; it prints the median MB/s of each
 # and the ratios, and the CPU seconds each run took in nats-server, the
 # nginx worker and the client (curl or obs_bench). Knobs: SIZE_MB=64,
 # CHUNK=131072, ROUNDS=5, BUILD_DIR; SIDES="hget cget" (only those of
-# hput cput lput hget cget lget); SOCKBUF (lua_socket_buffer_size: 64k,
+# hput cput lput hget cget lget hlean llean); SOCKBUF (lua_socket_buffer_size: 64k,
 # as examples/nginx.conf). Instead of the runs: PERF=FILE records the
 # worker with perf during 5 GETs; STRACE=FILE counts its system calls
 # during one GET.
@@ -33,7 +37,7 @@ BUILD_DIR=$(realpath -m "${BUILD_DIR:-build}")
 
 bash scripts/deps.sh > /dev/null
 cmake -S . -B "$BUILD_DIR" -DRESTY_NATS_BUILD_BENCH=ON > /dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target obs_bench nginx_module \
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target obs_bench http_get nginx_module \
     lua_module > /dev/null
 command -v curl > /dev/null || { echo "objstore.sh: curl is missing" >&2; exit 1; }
 
@@ -99,6 +103,7 @@ nginx_start "$W" conf/nginx.conf logs/nginx.pid "$HTTP_PORT" \
 URL=nats://127.0.0.1:$NATS_PORT
 B=http://127.0.0.1:$HTTP_PORT
 OBS=$BUILD_DIR/bench/obs_bench
+LEAN=$BUILD_DIR/bench/http_get
 
 # the bucket (file storage, as a real one), and a warm-up of every path
 warm() { "$@" > /dev/null || { echo "objstore.sh: warm-up failed: $*" >&2; exit 1; }; }
@@ -106,6 +111,7 @@ warm curl -sf -T "$W/www/big.bin" "$B/files/warm" -o /dev/null
 warm "$OBS" put "$URL" bench c-warm "$W/www/big.bin" "$CHUNK"
 warm curl -sf "$B/files/warm" -o /dev/null
 warm curl -sf "$B/local/big.bin" -o /dev/null
+warm "$LEAN" 127.0.0.1 "$HTTP_PORT" /files/warm
 warm curl -sf -T "$W/www/big.bin" "$B/upload" -o /dev/null
 
 if [ -n "${STRACE:-}" ]; then
@@ -150,10 +156,12 @@ lput() { curl -sf -T "$W/www/big.bin" "$B/upload" -o /dev/null -w '%{speed_uploa
 hget() { curl -sf "$B/files/warm" -o /dev/null -w '%{speed_download}'; }
 cget() { "$OBS" get "$URL" bench warm; }
 lget() { curl -sf "$B/local/big.bin" -o /dev/null -w '%{speed_download}'; }
+hlean() { "$LEAN" 127.0.0.1 "$HTTP_PORT" /files/warm; }
+llean() { "$LEAN" 127.0.0.1 "$HTTP_PORT" /local/big.bin; }
 
 for r in $(seq "$ROUNDS"); do
-    if (( r % 2 )); then order="hput cput lput hget cget lget"
-    else order="lget cget hget lput cput hput"; fi
+    if (( r % 2 )); then order="hput cput lput hget cget lget hlean llean"
+    else order="llean hlean lget cget hget lput cput hput"; fi
     for f in $order; do
         [[ " ${SIDES:-$order} " == *" $f "* ]] || continue
         case $f in
@@ -171,8 +179,11 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? 
 mb() { awk -v v="$1" 'BEGIN {printf "%.0f", v / 1048576}'; }
 echo "object of $SIZE_MB MiB, chunks of $CHUNK bytes, $ROUNDS rounds (sides alternating); median MB/s [runs]"
 echo "machine: $(nproc) cores, nats-server $(nats-server --version | awk '{print $NF}'), libnats $(pkg-config --modversion libnats), nginx $(nginx -v 2>&1 | sed 's|.*/||'), code $(git rev-parse --short HEAD)"
-for pair in "PUT hput cput lput" "GET hget cget lget"; do
+shown=
+for pair in "PUT hput cput lput" "GET hget cget lget" \
+            "GET,_lean_client hlean cget llean"; do
     read -r what h c l <<< "$pair"
+    what=${what//_/ }
     if [ -z "${R[$h]:-}" ] || [ -z "${R[$c]:-}" ] || [ -z "${R[$l]:-}" ]; then
         for s in $h $c $l; do    # SIDES= left some out: the runs only
             [ -n "${R[$s]:-}" ] || continue
@@ -187,6 +198,8 @@ for pair in "PUT hput cput lput" "GET hget cget lget"; do
         "$(awk -v a="$mh" -v b="$mc" 'BEGIN {print a / b}')" \
         "$(awk -v a="$mh" -v b="$ml" 'BEGIN {print a / b}')"
     for s in $h $c $l; do
+        [[ " $shown " == *" $s "* ]] && continue     # cget: listed once
+        shown="$shown $s"
         printf '  %s:' "$s"; for v in ${R[$s]}; do printf ' %s' "$(mb "$v")"; done
         printf '   CPU s server/worker/client:%s\n' "${CPU[$s]}"
     done

@@ -446,7 +446,7 @@ get: aaa
 
 
 
-=== TEST 7: the shared connection: put from a function, open, get, list, delete; 2 MiB in 128 KiB chunks
+=== TEST 7: the shared connection: put from a function, open, get, list, delete; 2 MiB in 128 KiB chunks, each read in two parts of 64 KiB (a chunk over 128 KiB - 64 bytes comes in parts of equal size, one up to that size whole)
 --- config
     location = /t {
         content_by_lua_block {
@@ -469,10 +469,25 @@ get: aaa
                 if not p then ngx.say("end: ", err) break end
                 pieces = pieces + 1
                 total = total + #p
-                if p ~= block .. block then same = false end
+                if p ~= block then same = false end
             end
             ngx.say("open: ", pieces, " ", total, " ", same)
             ngx.say("get: ", obs:get("big") == string.rep(block, 32))
+            for _, cs in ipairs({ 131008, 131009 }) do
+                local data = t027.bytes(1024):sub(1, 2 * cs)
+                assert(obs:put("edge", data, { chunk_size = cs }))
+                local r = assert(obs:open("edge"))
+                local sizes, back = {}, {}
+                while true do
+                    local p, err = r()
+                    if not p then assert(not err, err) break end
+                    sizes[#sizes + 1] = #p
+                    back[#back + 1] = p
+                end
+                ngx.say("chunks of ", cs, ": ", table.concat(sizes, " "),
+                        " ", table.concat(back) == data)
+            end
+            assert(obs:delete("edge"))
             ngx.say("list: ", #obs:list())
             ngx.say("delete: ", obs:delete("big"), " ", #obs:list())
         }
@@ -480,8 +495,10 @@ get: aaa
 --- response_body
 put: 2097152 16
 end: nil
-open: 16 2097152 true
+open: 32 2097152 true
 get: true
+chunks of 131008: 131008 131008 true
+chunks of 131009: 65505 65504 65505 65504 true
 list: 1
 delete: true 0
 --- no_error_log
@@ -743,10 +760,10 @@ stack traceback
     }
 --- response_body
 per-request replaced: 2nil
-per-request read: 48 6291456 nil
+per-request read: 96 6291456 nil
 per-request other: v2
 shared replaced: 2nil
-shared read: 48 6291456 nil
+shared read: 96 6291456 nil
 shared other: v2
 --- no_error_log
 [error]

@@ -185,7 +185,7 @@ function _M.deliver(c, ev)
         sub._done = true
     end
 
-    local msg = build_msg(ev, sub.sid)
+    local msg = build_msg(ev, sub.sid, sub._split)
     if sub._inline then
         sub.callback(msg)
         return 1

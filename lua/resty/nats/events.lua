@@ -35,6 +35,8 @@ local ngx_ERR = ngx.ERR
 local ngx_WARN = ngx.WARN
 local type = type
 local tonumber = tonumber
+local math_ceil = math.ceil
+local new_tab = require "table.new"
 
 
 local _M = {
@@ -262,14 +264,38 @@ local function build_headers(e)
 end
 
 
--- the message of a MSG or HMSG event, for the subscription with sid
-function _M.build_msg(e, sid)
+-- a payload of len bytes at data as a list of strings of at most split
+-- bytes each, of equal sizes but the last
+local function payload_parts(data, len, split)
+    local n = math_ceil(len / split)
+    local each = math_ceil(len / n)
+    local parts = new_tab(n, 0)
+    local from = 0
+    for i = 1, n do
+        local k = len - from < each and len - from or each
+        parts[i] = ffi_string(data + from, k)
+        from = from + k
+    end
+    return parts
+end
+
+
+-- the message of a MSG or HMSG event, for the subscription with sid.
+-- split (a subscription's _split: its reader takes a payload in parts):
+-- a payload over split bytes is a list of strings of at most split bytes
+-- (LuaJIT gives a string from 128 KiB on a mapping of its own, made,
+-- faulted in page by page and unmapped for each one: 25 times the cost
+-- of a smaller one)
+function _M.build_msg(e, sid, split)
+    local len = e.payload.len
     local msg = {
         subject = ffi_string(e.subject.data, e.subject.len),
         sid = sid,
         reply_to = e.reply.len > 0
                    and ffi_string(e.reply.data, e.reply.len) or nil,
-        payload = ffi_string(e.payload.data, e.payload.len),
+        payload = (split and len > split)
+                  and payload_parts(e.payload.data, tonumber(len), split)
+                  or ffi_string(e.payload.data, len),
     }
     if e.type == EV_HMSG then
         local status = e.status

@@ -105,6 +105,9 @@ function _M.add(c, subject, callback, queue, max)
         callback = callback,
         _max = max,
         _delivered = 0,
+        -- payloads over this many bytes come as lists of strings
+        -- (events.build_msg; set by resty.nats.jetstream.feed)
+        _split = false,
         -- the messages waiting to be taken
         _q = {},
         _qh = 1,

@@ -91,6 +91,7 @@ local function start(f)
         return nil, err
     end
     f._sub, f._inbox = sub, inbox
+    sub._split = f._split
     -- a request-scoped subscription of a shared connection ends with its
     -- request, a per-request object's with its return to the pool: the
     -- consumer goes with it
@@ -175,7 +176,9 @@ end
 -- request, expires = ms a pull request waits, heartbeat = ms (idle
 -- heartbeats; nil: none), push = true (a push consumer with flow control
 -- instead of pull requests: no round trips, a window the server sizes;
--- needs heartbeat) }. The feed, or nil, err, code.
+-- needs heartbeat), split = bytes (payloads over it come as lists of
+-- strings of at most that many bytes: events.build_msg) }. The feed, or
+-- nil, err, code.
 function _M.open(js, stream, opts)
     local f = setmetatable({
         _js = js, _stream = stream, _filter = opts.filter_subject,
@@ -194,6 +197,7 @@ function _M.open(js, stream, opts)
         _expires = opts.expires or js._timeout,
         _heartbeat = opts.heartbeat,
         _push = opts.push and true or nil,
+        _split = opts.split or false,
         restarts = 0,
     }, feed_mt)
     local ok, err, code = start(f)
