@@ -187,6 +187,8 @@ for pair in "PUT hput cput lput" "GET hget cget lget" \
     if [ -z "${R[$h]:-}" ] || [ -z "${R[$c]:-}" ] || [ -z "${R[$l]:-}" ]; then
         for s in $h $c $l; do    # SIDES= left some out: the runs only
             [ -n "${R[$s]:-}" ] || continue
+            [[ " $shown " == *" $s "* ]] && continue
+            shown="$shown $s"
             printf '  %s:' "$s"; for v in ${R[$s]}; do printf ' %s' "$(mb "$v")"; done
             printf '   CPU s server/worker/client:%s\n' "${CPU[$s]}"
         done
