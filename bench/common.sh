@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by bench/run.sh, soak.sh, service.sh, objstore.sh and jsread.sh
-# (sourced, not run).
+# (sourced, not run); free_port, port_open, stop_gracefully come from
+# scripts/proc-lib.sh.
 # Copyright (C) lua-resty-nats authors. MIT license, see LICENSE.
 
 # bench_build DIR LOG TARGET...: installs what is missing, configures DIR
@@ -18,11 +19,7 @@ bench_build() {
         || { tail -n 30 "$log" >&2; exit 1; }
 }
 
-# a free loopback TCP port
-free_port() {
-    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/proc-lib.sh"
 
 # wait_port PORT: until something listens there, up to 10 s
 wait_port() {

@@ -28,9 +28,7 @@ N=${N:-1000000}
 ROUNDS=${ROUNDS:-6}
 W=$(mktemp -d /tmp/pubcost.XXXXXX)
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$REPO/scripts/proc-lib.sh"
 
 NATS_PORT=$(free_port)
 nats-server -a 127.0.0.1 -p "$NATS_PORT" > "$W/nats.log" 2>&1 &

@@ -124,12 +124,7 @@ pids=()
 nginx_pid=
 stop_nginx() {
     [ -n "$nginx_pid" ] || return 0
-    kill -QUIT "$nginx_pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$nginx_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$nginx_pid" 2>/dev/null || true
+    stop_gracefully "$nginx_pid" 100
     nginx_pid=
 }
 cleanup() {

@@ -82,12 +82,7 @@ wrk_pid=
 cleanup() {
     if [ -n "$wrk_pid" ]; then kill "$wrk_pid" 2>/dev/null || true; fi
     if [ -n "$nginx_pid" ]; then
-        kill -QUIT "$nginx_pid" 2>/dev/null || true
-        for _ in $(seq 100); do
-            kill -0 "$nginx_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$nginx_pid" 2>/dev/null || true
+        stop_gracefully "$nginx_pid" 100
     fi
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done

@@ -15,15 +15,9 @@ bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-free_port() {
-    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
-}
+. "$REPO/scripts/proc-lib.sh"
 pick() {
-    if port_free "$1"; then echo "$1"; else free_port; fi
+    if port_open "$1"; then free_port; else echo "$1"; fi
 }
 
 NATS_PORT=${NATS_PORT:-$(pick 4222)}
@@ -40,7 +34,7 @@ nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$P/jetstream" \
 nats_pid=$!
 trap 'kill "$nats_pid" 2>/dev/null; wait "$nats_pid" 2>/dev/null' EXIT
 for _ in $(seq 50); do
-    port_free "$NATS_PORT" || break
+    port_open "$NATS_PORT" && break
     sleep 0.1
 done
 
@@ -62,7 +56,7 @@ The same feed kept in a JetStream stream (resumes with Last-Event-ID):
   curl -N -H 'Last-Event-ID: 0' 'http://127.0.0.1:$HTTP_PORT/durable/events?topic=news'
   curl -d 'kept' 'http://127.0.0.1:$HTTP_PORT/durable/feed?topic=news'
 
-Services (each worker an instance of demo-calc; discovery by $SRV.PING):
+Services (each worker an instance of demo-calc; discovery by \$SRV.PING):
   curl http://127.0.0.1:$HTTP_PORT/services
   curl -d '2 3 4' http://127.0.0.1:$HTTP_PORT/svc/demo.calc.sum
   curl -i -d 'none' http://127.0.0.1:$HTTP_PORT/svc/demo.calc.sum

@@ -30,10 +30,7 @@ done
     || fail "t/browser/node_modules/puppeteer-core missing: run scripts/deps.sh"
 [ -x "$CHROMIUM" ] || fail "no browser at $CHROMIUM: apt-get install chromium"
 
-free_port() {
-    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
-}
+. "$REPO/scripts/proc-lib.sh"
 NATS_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 
@@ -82,12 +79,7 @@ ngx_pid=
 cleanup() {
     local rc=$?
     if [ -n "$ngx_pid" ]; then
-        kill -QUIT "$ngx_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$ngx_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$ngx_pid" 2>/dev/null || true
+        stop_gracefully "$ngx_pid"
     fi
     if [ -f "$P/nats.pid" ]; then
         kill "$(cat "$P/nats.pid")" 2>/dev/null || true

@@ -22,6 +22,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
+. "$REPO/scripts/proc-lib.sh"
 BUILD=$(realpath -m "${RESTY_NATS_BUILD_DIR:-$REPO/build}")
 OUT="$BUILD/deb"
 PKG=libnginx-mod-http-lua-nats
@@ -61,12 +62,7 @@ peer_pid=
 cleanup() {
     local rc=$?
     if [ -n "$ngx_pid" ]; then
-        kill -QUIT "$ngx_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$ngx_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$ngx_pid" 2>/dev/null || true
+        stop_gracefully "$ngx_pid"
     fi
     for p in $peer_pid $nats_pid; do
         kill "$p" 2>/dev/null || true
@@ -83,13 +79,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
-}
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 # wait_port PORT WHAT PID
 wait_port() {
     for _ in $(seq 100); do
