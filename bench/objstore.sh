@@ -18,7 +18,9 @@
 #
 # curl is the HTTP client (its speed_upload / speed_download). The sides
 # take turns going first, ROUNDS times; it prints the median MB/s of each
-# and the ratios, and the CPU seconds each run took in nats-server, the
+# and the ratios, HTTP/libnats of each round and their median (a round's
+# two ran one after the other: the machine's drift between rounds, large
+# on this one, cancels), and the CPU seconds each run took in nats-server, the
 # nginx worker and the client (curl or obs_bench). Knobs: SIZE_MB=64,
 # CHUNK=131072, ROUNDS=5, BUILD_DIR; SIDES="hget cget" (only those of
 # hput cput lput hget cget lget hlean llean); SOCKBUF (lua_socket_buffer_size: 64k,
@@ -179,11 +181,26 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? 
 mb() { awk -v v="$1" 'BEGIN {printf "%.0f", v / 1048576}'; }
 echo "object of $SIZE_MB MiB, chunks of $CHUNK bytes, $ROUNDS rounds (sides alternating); median MB/s [runs]"
 echo "machine: $(nproc) cores, nats-server $(nats-server --version | awk '{print $NF}'), libnats $(pkg-config --modversion libnats), nginx $(nginx -v 2>&1 | sed 's|.*/||'), code $(git rev-parse --short HEAD)"
+# the ratio HTTP/libnats of each round (the two ran next to each other,
+# so the machine's drift between rounds cancels) and their median
+per_round() {
+    local r
+    r=$(paste -d' ' <(tr ' ' '\n' <<< "${R[$1]}" | grep .) \
+                    <(tr ' ' '\n' <<< "${R[$2]}" | grep .) \
+        | awk '{printf "%.2f\n", $1 / $2}')
+    printf '  %s/%s per round: %s (median %s)\n' "$1" "$2" \
+        "$(tr '\n' ' ' <<< "$r" | sed 's/ $//')" "$(median <<< "$r")"
+}
 shown=
 for pair in "PUT hput cput lput" "GET hget cget lget" \
             "GET,_lean_client hlean cget llean"; do
     read -r what h c l <<< "$pair"
     what=${what//_/ }
+    if [ -n "${R[$h]:-}" ] && [ -n "${R[$c]:-}" ]; then
+        rounds_line=$(per_round "$h" "$c")
+    else
+        rounds_line=
+    fi
     if [ -z "${R[$h]:-}" ] || [ -z "${R[$c]:-}" ] || [ -z "${R[$l]:-}" ]; then
         for s in $h $c $l; do    # SIDES= left some out: the runs only
             [ -n "${R[$s]:-}" ] || continue
@@ -192,6 +209,7 @@ for pair in "PUT hput cput lput" "GET hget cget lget" \
             printf '  %s:' "$s"; for v in ${R[$s]}; do printf ' %s' "$(mb "$v")"; done
             printf '   CPU s server/worker/client:%s\n' "${CPU[$s]}"
         done
+        [ -z "$rounds_line" ] || echo "$rounds_line"
         continue
     fi
     mh=$(median <<< "${R[$h]}"); mc=$(median <<< "${R[$c]}"); ml=$(median <<< "${R[$l]}")
@@ -205,6 +223,7 @@ for pair in "PUT hput cput lput" "GET hget cget lget" \
         printf '  %s:' "$s"; for v in ${R[$s]}; do printf ' %s' "$(mb "$v")"; done
         printf '   CPU s server/worker/client:%s\n' "${CPU[$s]}"
     done
+    echo "$rounds_line"
 done
 grep -h '\[error\]\|\[alert\]' "$W/logs/error.log" | head -5 || true
 }
