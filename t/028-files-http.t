@@ -3,7 +3,8 @@
 # uses it) on a JetStream object store, with a raw HTTP client: a PUT of a
 # body larger than client_body_buffer_size streamed into the bucket, GET
 # (Content-Length, ETag, Content-Type, the bytes), HEAD, If-None-Match ->
-# 304, Range -> 206 (and 416), 404, 411, 413, DELETE, the list.
+# 304, Range -> 206 (and 416), 404, 411, 413, DELETE, the list; a chunked
+# PUT (read by nginx first), and its limits.
 
 use lib 't/lib';
 use TestNats;
@@ -199,3 +200,71 @@ PUT: 201
 peak RSS growth under 64 MiB: true
 --- no_error_log
 [error]
+
+
+
+=== TEST 3: a chunked PUT (no Content-Length, HTTP/1.1): read by nginx first (a temporary file past client_body_buffer_size, or memory), then stored; an empty one; over max_size: 413 from files.lua; over client_max_body_size: nginx's 413; neither a length nor chunked: 411
+--- config
+    location ~ ^/small/(?<file_name>.*)$ {
+        client_max_body_size 0;
+        content_by_lua_block {
+            require("files").serve("demo", "t028", { max_size = 1000 })
+        }
+    }
+    location ~ ^/limited/(?<file_name>.*)$ {
+        client_max_body_size 1k;
+        content_by_lua_block {
+            require("files").serve("demo", "t028")
+        }
+    }
+    location = /t {
+        content_by_lua_block {
+            local cjson = require "cjson"
+            local function put(path, body, piece)
+                local st, h, b = require("t_http").request(
+                    ngx.var.server_port, "PUT", path,
+                    { ["Content-Type"] = "application/x-t028" }, body,
+                    { chunked = true, piece = piece })
+                assert(st, h)
+                return st, (b:gsub("\n$", ""))
+            end
+            local data = t028.bytes(1200)        -- 307200 bytes
+            local st, body = put("/files/chunked.bin", data, 10000)
+            local info = cjson.decode(body)
+            ngx.say("chunked PUT: ", st, " ", info.size, " ", info.chunks)
+            local h
+            st, h, body = t028.http("GET", "/files/chunked.bin")
+            ngx.say("GET: ", st, " ", h["content-length"], " ",
+                    h["content-type"], " ", body == data)
+            st, body = put("/files/chunked.txt", "hello", 2)
+            info = cjson.decode(body)
+            st, h, body = t028.http("GET", "/files/chunked.txt")
+            ngx.say("small: ", info.size, " ", st, " ", body)
+            st, body = put("/files/chunked.empty", "")
+            info = cjson.decode(body)
+            ngx.say("empty: ", st, " ", info.size)
+            st, body = put("/small/over", t028.bytes(8))   -- 2048 bytes
+            ngx.say("over max_size: ", st, " ", body)
+            st = put("/limited/over", t028.bytes(8), 100)
+            ngx.say("over client_max_body_size: ", st)
+            st, h, body = t028.text("GET", "/files/over")
+            ngx.say("not stored: ", st, " ", body)
+            st, h, body = t028.text("PUT", "/files/nolength")
+            ngx.say("neither length nor chunked: ", st, " ", body)
+            for _, name in ipairs({ "chunked.bin", "chunked.txt",
+                                    "chunked.empty" }) do
+                assert(t028.http("DELETE", "/files/" .. name) == 204)
+            end
+        }
+    }
+--- response_body
+chunked PUT: 201 307200 3
+GET: 200 307200 application/x-t028 true
+small: 5 200 hello
+empty: 201 0
+over max_size: 413 {"error":"larger than 1000 bytes"}
+over client_max_body_size: 413
+not stored: 404 {"error":"object not found"}
+neither length nor chunked: 411 {"error":"Content-Length required"}
+--- error_log
+client intended to send too large chunked body

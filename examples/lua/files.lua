@@ -2,7 +2,10 @@
 -- shared NATS connection (see examples/nginx.conf):
 --
 --   PUT    /files/<name>   the request body, streamed into the bucket
---                          (201 and the object's info as JSON)
+--                          (201 and the object's info as JSON); a
+--                          chunked body (no Content-Length) is read by
+--                          nginx first (to a temporary file past
+--                          client_body_buffer_size), then stored
 --   GET    /files/<name>   streamed out chunk by chunk; Content-Length,
 --                          ETag (the SHA-256 digest), Content-Type (the
 --                          object's header, or what the PUT said),
@@ -62,37 +65,87 @@ local function store(conn_name, bucket)
 end
 
 
+local function too_large(max_size)
+    return reply(413, { error = "larger than " .. max_size .. " bytes" })
+end
+
+
+-- a chunked body (no Content-Length): ngx.req.socket() cannot read one,
+-- so nginx reads it first, to a temporary file past
+-- client_body_buffer_size (client_max_body_size bounds it there); the
+-- source reads that file READ_PIECE bytes at a time. The source and the
+-- file to close, or nil (the reply sent)
+local function buffered_body(max_size)
+    ngx.req.read_body()
+    local data = ngx.req.get_body_data()
+    if data then
+        if #data > max_size then
+            return nil, too_large(max_size)
+        end
+        return data
+    end
+    local path = ngx.req.get_body_file()
+    if not path then
+        return ""
+    end
+    local f, err = io.open(path, "rb")
+    if not f then
+        return nil, reply(500, { error = "body: " .. tostring(err) })
+    end
+    if f:seek("end") > max_size then
+        f:close()
+        return nil, too_large(max_size)
+    end
+    f:seek("set")
+    return function()
+        return f:read(READ_PIECE)
+    end, f
+end
+
+
 -- PUT: the body from the client's socket, READ_PIECE bytes at a time
 local function put(obs, name, max_size)
     local len = tonumber(ngx.var.http_content_length)
-    if not len then
+    local source, file, err
+    if len then
+        if len > max_size then
+            return too_large(max_size)
+        end
+        local sock
+        sock, err = ngx.req.socket()
+        if not sock and len > 0 then
+            return reply(400, { error = "body: " .. tostring(err) })
+        end
+        local left = len
+        source = function()
+            if left == 0 then
+                return nil
+            end
+            local piece, rerr = sock:receive(math_min(READ_PIECE, left))
+            if not piece then
+                return nil, "reading the body: " .. tostring(rerr)
+            end
+            left = left - #piece
+            return piece
+        end
+    elseif ngx.var.http_transfer_encoding then
+        source, file = buffered_body(max_size)
+        if not source then
+            return
+        end
+    else
         return reply(411, { error = "Content-Length required" })
     end
-    if len > max_size then
-        return reply(413, { error = "larger than " .. max_size .. " bytes" })
-    end
-    local sock, err = ngx.req.socket()
-    if not sock and len > 0 then
-        return reply(400, { error = "body: " .. tostring(err) })
-    end
-    local left = len
     local headers
     local ctype = ngx.var.http_content_type
     if ctype then
         headers = { ["Content-Type"] = ctype }
     end
     local info
-    info, err = obs:put(name, function()
-        if left == 0 then
-            return nil
-        end
-        local piece, rerr = sock:receive(math_min(READ_PIECE, left))
-        if not piece then
-            return nil, "reading the body: " .. tostring(rerr)
-        end
-        left = left - #piece
-        return piece
-    end, { headers = headers })
+    info, err = obs:put(name, source, { headers = headers })
+    if file then
+        file:close()
+    end
     if not info then
         return reply(502, { error = err })
     end

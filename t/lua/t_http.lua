@@ -5,7 +5,9 @@
 -- port, a monitor port of nats-server): status (a number), headers (names
 -- in lower case), body; nil, err when the connection fails. opts.timeout
 -- (ms, default 10000); opts.piece: the body goes in pieces of that many
--- bytes, as a client on a slow link sends it.
+-- bytes, as a client on a slow link sends it; opts.chunked: an HTTP/1.1
+-- request (Connection: close) whose body goes chunked (Transfer-Encoding,
+-- no Content-Length), in chunks of opts.piece bytes (default 4096).
 --
 -- t_http.json(port, path): GET path, the body decoded (cjson), or nil, err
 
@@ -21,15 +23,30 @@ function _M.request(port, method, path, headers, body, opts)
     if not ok then
         return nil, err
     end
-    local req = { method, " ", path, " HTTP/1.0\r\nHost: x\r\n" }
+    local chunked = opts and opts.chunked
+    local req = { method, " ", path,
+                  chunked and " HTTP/1.1\r\nConnection: close\r\n"
+                          or " HTTP/1.0\r\n",
+                  "Host: x\r\n" }
     for k, v in pairs(headers or {}) do
         req[#req + 1] = k .. ": " .. v .. "\r\n"
     end
-    if body then
+    local piece = opts and opts.piece
+    if chunked then
+        req[#req + 1] = "Transfer-Encoding: chunked\r\n\r\n"
+        local step = piece or 4096
+        for i = 1, #(body or ""), step do
+            local c = body:sub(i, i + step - 1)
+            req[#req + 1] = string.format("%x\r\n", #c) .. c .. "\r\n"
+        end
+        req[#req + 1] = "0\r\n\r\n"
+        body, piece = nil, nil
+    elseif body then
         req[#req + 1] = "Content-Length: " .. #body .. "\r\n"
     end
-    req[#req + 1] = "\r\n"
-    local piece = opts and opts.piece
+    if not chunked then
+        req[#req + 1] = "\r\n"
+    end
     if body and not piece then
         req[#req + 1] = body
     end
@@ -57,6 +74,23 @@ function _M.request(port, method, path, headers, body, opts)
     local h = {}
     for k, v in head:gmatch("\r\n([^:]+): ([^\r]*)") do
         h[k:lower()] = v
+    end
+    if h["transfer-encoding"] == "chunked" then
+        -- an HTTP/1.1 reply without a length: its chunks, joined
+        local out, pos = {}, 1
+        while true do
+            local size, data = rest:match("^(%x+)[^\r]*\r\n()", pos)
+            if not size then
+                return nil, "bad chunked body: " .. rest:sub(pos, pos + 50)
+            end
+            size = tonumber(size, 16)
+            if size == 0 then
+                break
+            end
+            out[#out + 1] = rest:sub(data, data + size - 1)
+            pos = data + size + 2
+        end
+        rest = table.concat(out)
     end
     return tonumber(head:match("^HTTP/1%.%d (%d+)")), h, rest
 end
