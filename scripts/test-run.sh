@@ -2,8 +2,8 @@
 # `bash scripts/run.sh`, the README's first command, as a user runs it:
 # started on free ports (NATS_PORT, HTTP_PORT), then every line of the
 # curl examples it prints is tried against it (publish, request/reply on
-# the shared and pooled connections, services, the object store's PUT,
-# GET, Range, list), then Ctrl-C (SIGINT to its process group) must stop
+# the shared and pooled connections, services, the object store's PUT
+# (also chunked, from a pipe), GET, Range, list), then Ctrl-C (SIGINT to its process group) must stop
 # nginx and nats-server. The page itself: scripts/test-browser.sh.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,6 +81,8 @@ expect "files GET" "^$(sha256sum < README.md | cut -c1-64)\$" \
     "$(curl -s "$B/files/readme.md" | sha256sum | cut -c1-64)"
 expect "files Range" '^206 100$' \
     "$(curl -s -r 0-99 -o /dev/null -w '%{http_code} %{size_download}' "$B/files/readme.md")"
+expect "files PUT, chunked (curl -T -)" "\"size\": ?$(stat -c %s README.md)[,}]" \
+    "$(curl -s -T - "$B/files/piped.md" < README.md)"
 expect "files list" 'readme.md' "$(curl -s "$B/files/")"
 
 # Ctrl-C
