@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `bash scripts/run.sh`, the README's first command, as a user runs it:
-# started on free ports (NATS_PORT, HTTP_PORT), then every line of the
-# curl examples it prints is tried against it (publish, request/reply on
-# the shared and pooled connections, services, the object store's PUT
-# (also chunked, from a pipe), GET, Range, list), then Ctrl-C (SIGINT to its process group) must stop
-# nginx and nats-server. The page itself: scripts/test-browser.sh.
+# started on free ports (NATS_PORT, HTTP_PORT), then each kind of curl
+# example it prints is tried against it (publish, request/reply on the
+# shared and pooled connections, services, the object store's PUT (also
+# chunked, from a pipe), GET, Range, list), then Ctrl-C (SIGINT to its
+# process group) must stop nginx and nats-server. The page itself:
+# scripts/test-browser.sh.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
