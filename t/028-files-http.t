@@ -4,7 +4,8 @@
 # body larger than client_body_buffer_size streamed into the bucket, GET
 # (Content-Length, ETag, Content-Type, the bytes), HEAD, If-None-Match ->
 # 304, Range -> 206 (and 416), 404, 411, 413, DELETE, the list; a chunked
-# PUT (read by nginx first), and its limits.
+# PUT (read by nginx first), and its limits; conditional GETs and ranges
+# (Last-Modified, If-Modified-Since, If-None-Match, If-Range).
 
 use lib 't/lib';
 use TestNats;
@@ -268,3 +269,66 @@ not stored: 404 {"error":"object not found"}
 neither length nor chunked: 411 {"error":"Content-Length required"}
 --- error_log
 client intended to send too large chunked body
+
+
+
+=== TEST 4: conditional GETs and ranges as RFC 9110 has them: Last-Modified from the object's mtime, If-Modified-Since, If-None-Match with a list, a weak tag or *, If-Range (a match: the range; another tag: the whole object), a Range header that is not one range (several, b < a, another unit) ignored, bytes=-0 -> 416
+--- config
+    location = /t {
+        content_by_lua_block {
+            local cjson = require "cjson"
+            local data = t028.bytes(40)          -- 10240 bytes
+            local st, h, body = t028.http("PUT", "/files/cond.bin", nil, data)
+            local info = cjson.decode(body)
+            local etag = '"' .. info.digest .. '"'
+            local function get(headers)
+                local s, hh, b = t028.http("GET", "/files/cond.bin", headers)
+                return s, hh, b
+            end
+            st, h = get()
+            local lm = h["last-modified"]
+            local secs = ngx.parse_http_time(lm)
+            local want = require("resty.nats.time").parse(info.mtime)
+            ngx.say("Last-Modified: ", lm ~= nil,
+                    " ", secs == math.floor(want / 1e9))
+            st = get({ ["If-Modified-Since"] = lm })
+            ngx.say("If-Modified-Since (same): ", st)
+            st = get({ ["If-Modified-Since"] = ngx.http_time(secs - 60) })
+            ngx.say("If-Modified-Since (a minute before): ", st)
+            st = get({ ["If-None-Match"] = '"x", ' .. etag })
+            ngx.say("If-None-Match list: ", st)
+            st = get({ ["If-None-Match"] = "W/" .. etag })
+            ngx.say("If-None-Match weak: ", st)
+            st = get({ ["If-None-Match"] = "*" })
+            ngx.say("If-None-Match *: ", st)
+            st = get({ ["If-None-Match"] = '"x"', ["If-Modified-Since"] = lm })
+            ngx.say("If-None-Match other, If-Modified-Since same: ", st)
+            st, h, body = get({ Range = "bytes=10-19", ["If-Range"] = etag })
+            ngx.say("If-Range match: ", st, " ", body == data:sub(11, 20))
+            st, h, body = get({ Range = "bytes=10-19", ["If-Range"] = '"x"' })
+            ngx.say("If-Range other: ", st, " ", #body)
+            for _, r in ipairs({ "bytes=0-1,5-6", "bytes=9-2", "items=0-1" }) do
+                st, h, body = get({ Range = r })
+                ngx.say(r, ": ", st, " ", #body)
+            end
+            st, h = get({ Range = "bytes=-0" })
+            ngx.say("bytes=-0: ", st, " ", h["content-range"])
+            assert(t028.http("DELETE", "/files/cond.bin") == 204)
+        }
+    }
+--- response_body
+Last-Modified: true true
+If-Modified-Since (same): 304
+If-Modified-Since (a minute before): 200
+If-None-Match list: 304
+If-None-Match weak: 304
+If-None-Match *: 304
+If-None-Match other, If-Modified-Since same: 200
+If-Range match: 206 true
+If-Range other: 200 10240
+bytes=0-1,5-6: 200 10240
+bytes=9-2: 200 10240
+items=0-1: 200 10240
+bytes=-0: 416 bytes */10240
+--- no_error_log
+[error]

@@ -7,9 +7,12 @@
 --                          nginx first (to a temporary file past
 --                          client_body_buffer_size), then stored
 --   GET    /files/<name>   streamed out chunk by chunk; Content-Length,
---                          ETag (the SHA-256 digest), Content-Type (the
---                          object's header, or what the PUT said),
---                          If-None-Match -> 304, Range: bytes=a-b -> 206
+--                          ETag (the SHA-256 digest), Last-Modified (the
+--                          object's mtime), Content-Type (the object's
+--                          header, or what the PUT said), If-None-Match
+--                          or If-Modified-Since -> 304, Range: bytes=a-b
+--                          -> 206 (one range; If-Range honoured; other
+--                          Range headers ignored: the whole object)
 --   HEAD   /files/<name>   the same headers, no body
 --   DELETE /files/<name>   204
 --   GET    /files/         the list of objects, as JSON
@@ -24,11 +27,12 @@
 
 local cjson = require "cjson.safe"
 local nats = require "resty.nats"
+local time = require "resty.nats.time"
 
 local ngx = ngx
 local type, tostring, tonumber = type, tostring, tonumber
 local str_format = string.format
-local math_min, math_max = math.min, math.max
+local math_min, math_max, math_floor = math.min, math.max, math.floor
 
 local _M = {}
 
@@ -153,25 +157,45 @@ local function put(obs, name, max_size)
 end
 
 
--- "bytes=a-b", "bytes=a-", "bytes=-n": first and last byte, or nil
+-- "bytes=a-b", "bytes=a-", "bytes=-n": first and last byte; false when
+-- no byte of it is in the object (416); nil for what is not one range of
+-- this form (several ranges, b < a, another unit): the header is ignored
+-- and the whole object sent, as RFC 9110 lets a server do
 local function range(spec, size)
-    local a, b = spec:match("^bytes=(%d*)%-(%d*)$")
+    local a, b = spec:match("^bytes=%s*(%d*)%-(%d*)%s*$")
     if not a or (a == "" and b == "") then
         return nil
     end
     if a == "" then
         local n = tonumber(b)
         if n == 0 then
-            return nil
+            return false
         end
         return math_max(0, size - n), size - 1
     end
     a = tonumber(a)
-    b = b == "" and size - 1 or math_min(tonumber(b), size - 1)
-    if a > b then
+    if b ~= "" and tonumber(b) < a then
         return nil
     end
-    return a, b
+    if a >= size then
+        return false
+    end
+    return a, b == "" and size - 1 or math_min(tonumber(b), size - 1)
+end
+
+
+-- If-None-Match: "*", or a list of entity tags (weak ones compared
+-- weakly, as RFC 9110 says for this header)
+local function none_match(header, etag)
+    if header == "*" then
+        return true
+    end
+    for tag in header:gmatch('(W?/?"[^"]*")') do
+        if tag == etag or tag:sub(3) == etag then
+            return true
+        end
+    end
+    return false
 end
 
 
@@ -189,21 +213,40 @@ local function get(obs, name, head)
     local ctype = info.headers and info.headers["Content-Type"]
     ngx.header["Content-Type"] = type(ctype) == "string" and ctype
                                  or "application/octet-stream"
-    if ngx.var.http_if_none_match == etag then
-        return ngx.exit(304)
+    local ns = time.parse(info.mtime)
+    local mtime = ns and math_floor(ns / 1e9)
+    if mtime then
+        ngx.header["Last-Modified"] = ngx.http_time(mtime)
+    end
+    local inm = ngx.var.http_if_none_match
+    if inm then
+        if none_match(inm, etag) then
+            return ngx.exit(304)
+        end
+    else
+        -- (If-Modified-Since counts only without If-None-Match)
+        local ims = ngx.var.http_if_modified_since
+        ims = ims and ngx.parse_http_time(ims)
+        if ims and mtime and mtime <= ims then
+            return ngx.exit(304)
+        end
     end
     local size = info.size
     local first, last = 0, size - 1
     local spec = ngx.var.http_range
-    if spec and size > 0 then
-        first, last = range(spec, size)
-        if not first then
+    local if_range = ngx.var.http_if_range
+    if spec and size > 0 and (not if_range or if_range == etag) then
+        local a, b = range(spec, size)
+        if a == false then
             ngx.header["Content-Range"] = "bytes */" .. size
             return ngx.exit(416)
         end
-        ngx.status = 206
-        ngx.header["Content-Range"] = str_format("bytes %d-%d/%d",
-                                                 first, last, size)
+        if a then
+            first, last = a, b
+            ngx.status = 206
+            ngx.header["Content-Range"] = str_format("bytes %d-%d/%d",
+                                                     first, last, size)
+        end
     end
     ngx.header["Content-Length"] = last - first + 1
     if head or size == 0 then
