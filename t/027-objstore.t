@@ -767,3 +767,85 @@ shared read: 96 6291456 nil
 shared other: v2
 --- no_error_log
 [error]
+
+
+
+=== TEST 13: Direct Get: the meta and a one-chunk object's chunk are read by Direct Get (no consumer made), a larger object through a consumer; a bucket whose stream does not allow it is read through the JSON API and a consumer; a handle that finds Direct Get gone (the stream updated) warns and reads on without it (for a minute); both connection kinds
+--- config
+    location = /t {
+        content_by_lua_block {
+            local nats = require "resty.nats"
+            local cjson = require "cjson"
+            local conn = assert(nats.shared("obs"))
+            -- what the library asks the server, seen by a subscriber
+            local seen = {}
+            local spy = assert(conn:subscribe("$JS.API.>", function(m)
+                local what = m.subject:match("^%$JS%.API%.([A-Z]+%.[A-Z]+)")
+                seen[what] = (seen[what] or 0) + 1
+            end))
+            local function asked()
+                assert(conn:flush())
+                ngx.sleep(0.1)
+                local t = {}
+                for k, v in pairs(seen) do t[#t + 1] = k .. "=" .. v end
+                table.sort(t)
+                seen = {}
+                return table.concat(t, " ")
+            end
+            local small = t027.bytes(4)              -- 1 KiB: one chunk
+            local large = t027.bytes(1024)           -- 256 KiB: two chunks
+            for _, side in ipairs({ "per-request", "shared" }) do
+                local js, n
+                if side == "shared" then
+                    js = assert(conn:jetstream())
+                else
+                    js, n = t027.js()
+                end
+                local obs = t027.bucket(js, "t27d")
+                assert(obs:put("small", small))
+                assert(obs:put("large", large))
+                asked()
+                ngx.say(side, " small: ", obs:get("small") == small, " ", asked())
+                ngx.say(side, " large: ", obs:get("large") == large, " ", asked())
+                if n then n:close() end
+            end
+
+            -- a stream without allow_direct, made by hand
+            local js = assert(conn:jetstream())
+            js:delete_object_store("t27e")
+            local r = t027.api("STREAM.CREATE.OBJ_t27e", {
+                name = "OBJ_t27e", subjects = { "$O.t27e.C.>", "$O.t27e.M.>" },
+                storage = "memory", allow_rollup_hdrs = true,
+                discard = "new", allow_direct = false,
+            })
+            assert(not r.error, r.error and r.error.description)
+            local obs = assert(js:object_store("t27e"))
+            assert(obs:put("small", small))
+            asked()
+            ngx.say("no direct: ", obs:get("small") == small, " ", asked())
+
+            -- Direct Get turned off under a handle that had it
+            local d = t027.bucket(js, "t27f")
+            assert(d:put("small", small))
+            local si = t027.api("STREAM.INFO.OBJ_t27f")
+            si.config.allow_direct = false
+            r = t027.api("STREAM.UPDATE.OBJ_t27f", si.config)
+            assert(not r.error, r.error and r.error.description)
+            asked()
+            ngx.say("turned off: ", d:get("small") == small, " ", asked())
+            ngx.say("again: ", d:get("small") == small, " ", asked())
+            spy:unsubscribe()
+        }
+    }
+--- response_body
+per-request small: true DIRECT.GET=2
+per-request large: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 DIRECT.GET=1
+shared small: true DIRECT.GET=2
+shared large: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 DIRECT.GET=1
+no direct: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 STREAM.MSG=1
+turned off: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 DIRECT.GET=1 STREAM.MSG=1
+again: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 STREAM.MSG=1
+--- error_log
+object store t27f: Direct Get failed
+--- no_error_log
+[error]

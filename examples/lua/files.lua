@@ -51,7 +51,17 @@ local function reply(status, body)
 end
 
 
+-- the worker's bucket handles, by connection name and bucket: bound (or
+-- made) once, not at every request (a handle holds names only, and is
+-- used on the worker's shared connection)
+local stores = {}
+
 local function store(conn_name, bucket)
+    local key = conn_name .. "\0" .. bucket
+    local obs = stores[key]
+    if obs then
+        return obs
+    end
     local conn, err = nats.shared(conn_name)
     if not conn then
         return nil, err
@@ -61,11 +71,15 @@ local function store(conn_name, bucket)
     if not js then
         return nil, err
     end
-    local obs = js:object_store(bucket)
-    if obs then
-        return obs
+    obs = js:object_store(bucket)
+    if not obs then
+        obs, err = js:create_object_store({ bucket = bucket })
+        if not obs then
+            return nil, err
+        end
     end
-    return js:create_object_store({ bucket = bucket })
+    stores[key] = obs
+    return obs
 end
 
 
