@@ -770,7 +770,7 @@ shared other: v2
 
 
 
-=== TEST 13: Direct Get: the meta and a one-chunk object's chunk are read by Direct Get (no consumer made), a larger object through a consumer; a bucket whose stream does not allow it is read through the JSON API and a consumer; a handle that finds Direct Get gone (the stream updated) warns and reads on without it (for a minute); both connection kinds
+=== TEST 13: Direct Get: the meta and a one-chunk object's chunk are read by Direct Get (no consumer made), a larger object through a consumer; a bucket whose stream does not allow it is read through the JSON API and a consumer; a handle that finds Direct Get gone (the stream updated) warns and reads on without it (for a minute); a replace and a delete read the meta from the stream's leader; both connection kinds
 --- config
     location = /t {
         content_by_lua_block {
@@ -809,6 +809,14 @@ shared other: v2
                 ngx.say(side, " large: ", obs:get("large") == large, " ", asked())
                 if n then n:close() end
             end
+            -- what a change is decided on is asked to the stream's leader
+            -- (a replica that Direct Get reaches may be behind)
+            local obs = assert(assert(conn:jetstream()):object_store("t27d"))
+            asked()
+            assert(obs:put("small", small))
+            ngx.say("replace: ", asked())
+            assert(obs:delete("small"))
+            ngx.say("delete: ", asked())
 
             -- a stream without allow_direct, made by hand
             local js = assert(conn:jetstream())
@@ -819,7 +827,7 @@ shared other: v2
                 discard = "new", allow_direct = false,
             })
             assert(not r.error, r.error and r.error.description)
-            local obs = assert(js:object_store("t27e"))
+            obs = assert(js:object_store("t27e"))
             assert(obs:put("small", small))
             asked()
             ngx.say("no direct: ", obs:get("small") == small, " ", asked())
@@ -842,6 +850,8 @@ per-request small: true DIRECT.GET=2
 per-request large: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 DIRECT.GET=1
 shared small: true DIRECT.GET=2
 shared large: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 DIRECT.GET=1
+replace: STREAM.MSG=1 STREAM.PURGE=1
+delete: STREAM.MSG=1 STREAM.PURGE=1
 no direct: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 STREAM.MSG=1
 turned off: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 DIRECT.GET=1 STREAM.MSG=1
 again: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 STREAM.MSG=1

@@ -269,10 +269,14 @@ local function direct_get(obs, q)
 end
 
 
--- the meta of name, deleted or not: info, or nil, "object not found"
-local function last_meta(obs, name)
+-- the meta of name, deleted or not: info, or nil, "object not found".
+-- leader: asked to the stream's leader (the JSON API), for what a change
+-- is decided on (a replica that Direct Get may ask can be behind: a put's
+-- purge of the chunks it replaces, or its check that its meta is in,
+-- must not see an older meta)
+local function last_meta(obs, name, leader)
     local subject = meta_subject(obs, name)
-    if direct_ok(obs) then
+    if not leader and direct_ok(obs) then
         local m, _, c = direct_get(obs, { last_by_subj = subject })
         if m then
             local md = decode(m.payload)
@@ -303,15 +307,15 @@ local function last_meta(obs, name)
 end
 
 
--- info(name): the object's info; nil, "object not found" when there is
--- none or it was deleted
-function Obs.info(obs, name)
+-- the info of a live object (last_meta's leader), or nil, "object not
+-- found" when there is none or it was deleted
+local function live_info(obs, name, leader)
     local ok, err = check_name(name)
     if not ok then
         return nil, err
     end
     local info, code
-    info, err, code = last_meta(obs, name)
+    info, err, code = last_meta(obs, name, leader)
     if not info then
         return fail(err, code)
     end
@@ -319,6 +323,13 @@ function Obs.info(obs, name)
         return nil, "object not found"
     end
     return info
+end
+
+
+-- info(name): the object's info; nil, "object not found" when there is
+-- none or it was deleted
+function Obs.info(obs, name)
+    return live_info(obs, name, false)
 end
 
 
@@ -365,7 +376,7 @@ function Obs.put(obs, name, source, opts)
 
     -- the object this one replaces (its chunks go once this one is in)
     local old, code
-    old, err, code = last_meta(obs, name)
+    old, err, code = last_meta(obs, name, true)
     if not old and err ~= "object not found" then
         return fail(err, code)
     end
@@ -403,7 +414,7 @@ function Obs.put(obs, name, source, opts)
             -- stay (purged, they could leave a meta without its chunks)
             -- (asked on the same connection, after the meta: the server
             -- answers in order)
-            local now, nerr = last_meta(obs, name)
+            local now, nerr = last_meta(obs, name, true)
             if now and now.nuid == nuid then
                 ok = true
             elseif not now and nerr ~= "object not found" then
@@ -703,7 +714,7 @@ end
 
 -- delete(name): the meta marked deleted, the chunks purged
 function Obs.delete(obs, name)
-    local info, err, code = Obs.info(obs, name)
+    local info, err, code = live_info(obs, name, true)
     if not info then
         return fail(err, code)
     end
@@ -780,7 +791,7 @@ function Obs.add_link(obs, name, target)
         return nil, "not allowed to link to another link"
     end
     local old
-    old, err, code = last_meta(obs, name)
+    old, err, code = last_meta(obs, name, true)
     if old then
         if not old.deleted and not old.options.link then
             return nil, "an object already exists with that name"
