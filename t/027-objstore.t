@@ -859,3 +859,103 @@ again: true CONSUMER.CREATE=1 CONSUMER.DELETE=1 CONSUMER.MSG=1 STREAM.MSG=1
 object store t27f: Direct Get failed
 --- no_error_log
 [error]
+
+
+
+=== TEST 14: reader:seek(offset): the read starts at that byte, its consumer at the chunk holding it (the stream sequence of the first chunk + its index, as the create request shows), also when other messages came among the chunks (written by hand: the consumer starts a chunk early and the reader drops it); at or past the end: nothing; after the first read: an error; both connection kinds
+--- config
+    location = /t {
+        content_by_lua_block {
+            local cjson = require "cjson"
+            local raw = require "t_raw"
+            local port = $TEST_NGINX_JS_PORT
+            local conn = assert(require("resty.nats").shared("obs"))
+            local starts = {}
+            local spy = assert(conn:subscribe("$JS.API.CONSUMER.CREATE.OBJ_t27s",
+                function(m)
+                    local c = cjson.decode(m.payload).config
+                    starts[#starts + 1] = c.opt_start_seq or 0
+                end))
+            local function read_from(obs, name, o)
+                local r = assert(obs:open(name))
+                assert(r:seek(o))
+                local t = {}
+                while true do
+                    local p, e = r()
+                    if not p then assert(not e, e) break end
+                    t[#t + 1] = p
+                end
+                return table.concat(t)
+            end
+            local data = t027.bytes(40):sub(1, 10000)
+            for _, side in ipairs({ "per-request", "shared" }) do
+                local js, n
+                if side == "shared" then
+                    js = assert(conn:jetstream())
+                else
+                    js, n = t027.js()
+                end
+                local obs = t027.bucket(js, "t27s")
+                assert(obs:put("ten", data, { chunk_size = 1000 }))
+                local first = assert(t027.api("STREAM.MSG.GET.OBJ_t27s",
+                    { seq = 1, next_by_subj = "$O.t27s.C." .. obs:info("ten").nuid }))
+                first = first.message.seq
+                local out = {}
+                for _, o in ipairs({ 0, 1, 999, 1000, 4321, 9999 }) do
+                    starts = {}
+                    local got = read_from(obs, "ten", o)
+                    assert(conn:flush())
+                    ngx.sleep(0.05)         -- (the spy's callback runs)
+                    out[#out + 1] = o .. "=" .. tostring(got == data:sub(o + 1))
+                        .. "@" .. (starts[1] and (starts[1] == 0 and "start"
+                                   or "+" .. (starts[1] - first)) or "?")
+                end
+                ngx.say(side, ": ", table.concat(out, " "))
+                ngx.say(side, " at the end: [", read_from(obs, "ten", 10000),
+                        "] [", read_from(obs, "ten", 20000), "]")
+                if n then n:close() end
+            end
+
+            -- by hand: "abcdefghij" in chunks of 3, another message after
+            -- each chunk
+            local js = assert(conn:jetstream())
+            local obs = assert(js:object_store("t27s"))
+            local nuid = "INTERLEAVED0123456789a"
+            for _, c in ipairs({ "abc", "def", "ghi", "j" }) do
+                assert(raw.request(port, "$O.t27s.C." .. nuid, c))
+                assert(raw.request(port, "$O.t27s.C.OTHERxxxxxxxxxxxxxxxxx", "x"))
+            end
+            local h = require("resty.nats.jetstream.sha256").new()
+            h:update("abcdefghij")
+            local digest = ngx.encode_base64(h:final()):gsub("+", "-"):gsub("/", "_")
+            assert(raw.request(port, "$O.t27s.M.bWl4ZWQ=", cjson.encode({
+                name = "mixed", bucket = "t27s", nuid = nuid, size = 10,
+                chunks = 4, digest = "SHA-256=" .. digest,
+                mtime = "2026-01-01T00:00:00Z",
+                options = { max_chunk_size = 3 } }), { ["Nats-Rollup"] = "sub" }))
+            local ok = {}
+            for o = 0, 9 do
+                ok[#ok + 1] = tostring(read_from(obs, "mixed", o)
+                                       == ("abcdefghij"):sub(o + 1))
+            end
+            ngx.say("interleaved: ", table.concat(ok, " "))
+            ngx.say("whole: ", (obs:get("mixed")))
+
+            local r = assert(obs:open("ten"))
+            r()
+            local sok, serr = pcall(r.seek, r, 5)
+            ngx.say("seek after a read: ", sok, " ", type(serr) == "string" and serr or cjson.encode(serr))
+            r:close()
+            spy:unsubscribe()
+        }
+    }
+--- response_body_like
+^per-request: 0=true@start 1=true@start 999=true@start 1000=true@\+1 4321=true@\+4 9999=true@\+9
+per-request at the end: \[\] \[\]
+shared: 0=true@start 1=true@start 999=true@start 1000=true@\+1 4321=true@\+4 9999=true@\+9
+shared at the end: \[\] \[\]
+interleaved: true true true true true true true true true true
+whole: abcdefghij
+seek after a read: false .*seek after the first read
+--- no_error_log
+[error]

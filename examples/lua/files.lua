@@ -20,7 +20,8 @@
 -- No object is ever whole in memory: the body is read from
 -- ngx.req.socket() a piece at a time while the chunks go out, and a GET
 -- sends each chunk as it comes (ngx.flush(true): the next one is read
--- once the client took this one).
+-- once the client took this one); a Range GET reads from the chunk
+-- holding its first byte (reader:seek).
 --
 -- files.serve(conn_name, bucket [, { max_size = bytes }]), in a
 -- content_by_lua* handler of a location that captures $file_name.
@@ -267,9 +268,13 @@ local function get(obs, name, head)
         return ngx.exit(ngx.status == 206 and 206 or 200)
     end
 
-    -- pieces before the range are read and skipped; the read stops after
-    -- its last byte (a whole GET checks the digest at the end)
-    local pos = 0                   -- offset of the next piece
+    -- a range starts the read at its first byte (the consumer at the
+    -- chunk holding it, nothing before it read); the read stops after its
+    -- last byte (a whole GET checks the digest at the end)
+    if first > 0 then
+        reader:seek(first)
+    end
+    local pos = first               -- offset of the next piece
     local unflushed = 0             -- bytes printed since the last flush
     while pos <= last do
         local piece, err = reader()

@@ -14,7 +14,6 @@ local jetstream = require "resty.nats.jetstream"
 local api, new_inbox = jetstream.api, jetstream.new_inbox
 local check_bucket, bucket_api = jetstream.check_bucket, jetstream.bucket_api
 local decode = require("resty.nats.jetstream.json").decode
-local sha256 = require "resty.nats.jetstream.sha256"
 local meta = require "resty.nats.objstore.meta"
 local b64url, unb64url = meta.b64url, meta.unb64url
 local check_name, info_of, meta_json = meta.check_name, meta.info_of,
@@ -25,19 +24,17 @@ local rfc3339, now_rfc3339 = time.rfc3339, time.now_rfc3339
 local put = require "resty.nats.objstore.put"
 local watch = require "resty.nats.jetstream.watch"
 local feed_open = require("resty.nats.jetstream.feed").open
-local get_msg = require("resty.nats.jetstream.get").get_msg
+local read = require "resty.nats.objstore.read"
+local direct_ok, direct_get = read.direct_ok, read.direct_get
 local token = require("resty.nats.frame").token
 
 local ngx = ngx
 local decode_base64 = ngx.decode_base64
 local ngx_log, ngx_WARN = ngx.log, ngx.WARN
-local ngx_now = ngx.now
-local type, tostring, pairs = type, tostring, pairs
+local type, tostring = type, tostring
 local setmetatable, error = setmetatable, error
 local str_sub = string.sub
 local tab_concat = table.concat
-local math_floor, math_max, math_min = math.floor, math.max, math.min
-local math_ceil = math.ceil
 
 
 local _M = {}
@@ -48,62 +45,6 @@ local obs_mt = { __index = Obs }
 local NUID_LEN = 22
 local DIGEST_PREFIX = "SHA-256="
 local ERR_NO_MESSAGE = 10037
--- reading: chunks are asked for a batch at a time, two batches ahead;
--- the readers of a connection share READ_BUDGET bytes in flight (the
--- more readers, the smaller each one's batches, as they come and go),
--- each batch between BATCH_MIN and BATCH_MAX bytes. One reader alone:
--- 4 MiB a batch, 10-20 % faster through nginx than 1 MiB
--- (bench/objstore.sh); sixteen: 512 KiB each. (What is in flight comes
--- through the connection's socket: too much of it, and a busy worker
--- that reads it slower than the server writes gets the connection cut
--- as a slow consumer.)
-local READ_BUDGET = 16 * 1024 * 1024
-local BATCH_MIN = 256 * 1024
-local BATCH_MAX = 4 * 1024 * 1024
-local WEAK_KEYS = { __mode = "k" }
--- a chunk over this many bytes is returned in parts: LuaJIT maps a string
--- of 128 KiB or more (the default chunk size) on its own pages, faulted
--- in and unmapped each time (page faults: 8.9 % of the worker's samples
--- on a GET of 128 KiB chunks, 1.6 % in parts of 64 KiB; bench/README.md)
-local PIECE_MAX = 128 * 1024 - 64
--- Direct Get (where the bucket allows it: ADR-20 buckets do) reads the
--- metas, and an object of one chunk: its chunk, the last on its subject,
--- in one request, no consumer made and deleted for it (most of what a
--- small object's read cost the server: 5 times the GETs per second of a
--- 1 KB object, bench/objsmall.sh). Larger objects come through a
--- consumer, their chunks streamed (Direct Get a chunk at a time, from the
--- first on the subject: no faster at 3 chunks, slower at 8)
-local DIRECT = { direct = true }
-local DIRECT_PAUSE = 60     -- s without Direct Get after it failed
-
-
--- the count of connection conn's readers reading, after reader me came
--- (on) or went (not on); the set is weak: a reader its user dropped
--- without closing it leaves with the garbage
-local function count_readers(conn, me, on)
-    local active = conn._obs_reading
-    if not active then
-        if not on then
-            return
-        end
-        active = setmetatable({}, WEAK_KEYS)
-        conn._obs_reading = active
-    end
-    active[me] = on or nil
-    local n = 0
-    for _ in pairs(active) do
-        n = n + 1
-    end
-    conn._obs_readers = n
-end
-
-
--- chunks of csize bytes a batch, for a reader among n
-local function batch_of(n, csize)
-    local bytes = math_max(BATCH_MIN,
-                           math_min(BATCH_MAX, READ_BUDGET / (2 * n)))
-    return math_max(1, math_floor(bytes / math_max(csize, 1)))
-end
 
 
 -- nil, err, and the server's error code where there is one
@@ -245,29 +186,6 @@ end
 
 ---------------------------------------------------------------------------
 -- metas
-
--- whether obs's reads may use Direct Get now
-local function direct_ok(obs)
-    return obs._direct and ngx_now() >= obs._direct_off
-end
-
-
--- a Direct Get of obs's stream (query q): the message; nil, err, code
--- (10037: none); false when Direct Get failed otherwise (the stream no
--- longer allows it, a user not allowed it, a timeout...): the handle's
--- reads go through the JSON API and consumers for DIRECT_PAUSE seconds
-local function direct_get(obs, q)
-    local m, err, code = get_msg(obs._js, obs._stream, q, DIRECT)
-    if m or code == ERR_NO_MESSAGE then
-        return m, err, code
-    end
-    obs._direct_off = ngx_now() + DIRECT_PAUSE
-    ngx_log(ngx_WARN, "nats: object store ", obs.bucket, ": Direct Get ",
-            "failed (", err, "): reading through the JetStream API for ",
-            DIRECT_PAUSE, " s")
-    return false
-end
-
 
 -- the meta of name, deleted or not: info, or nil, "object not found".
 -- leader: asked to the stream's leader (the JSON API), for what a change
@@ -488,24 +406,6 @@ local function resolve(obs, name)
 end
 
 
--- a reader is called for the next piece; reader:close() ends it early
-local reader_mt = {
-    __call = function(r)
-        return r._read()
-    end,
-    __index = {
-        close = function(r)
-            return r._close()
-        end,
-    },
-}
-
-
--- open(name): reader, info. reader() returns the next piece (a chunk, or
--- a part of one over PIECE_MAX bytes),
--- nil at the end, or nil, err (the digest is checked before the last
--- piece is returned: a piece that does not match is never returned);
--- reader:close() ends a read before its end (its consumer goes at once)
 function Obs.open(obs, name)
     local ok, err = check_name(name)
     if not ok then
@@ -527,167 +427,8 @@ function Obs.open(obs, name)
         end
         want = d
     end
-    local feed, h
-    local got = 0
-    local failed          -- the error, once there was one
-    local finished = size == 0
-    local parts, nparts, ipart = nil, 0, 0  -- a chunk's parts to return
-    local subject = chunk_subject(target, info.nuid)
-    -- one chunk: by Direct Get (on a failure, through a consumer)
-    local direct = info.chunks == 1 and direct_ok(target)
-
-    local conn = target._js._conn
-    local me = {}
-    local readers = 0           -- the count the batch was sized for
-    local csize
-    local function done_reading()
-        if readers > 0 then
-            readers = 0
-            count_readers(conn, me, false)
-        end
-    end
-
-    local function abort(e)
-        failed = e
-        parts = nil
-        if feed then
-            feed:close()
-        end
-        done_reading()
-        return nil, e
-    end
-
-    -- the consumer of the object's chunks
-    local function open_feed()
-        csize = info.options.max_chunk_size
-                or math_floor(size / math_max(info.chunks, 1))
-        count_readers(conn, me, true)
-        readers = conn._obs_readers
-        local e, c
-        feed, e, c = feed_open(target._js, target._stream, {
-            filter_subject = subject,
-            count = info.chunks,
-            batch = batch_of(readers, csize),
-            split = PIECE_MAX,
-        })
-        if not feed then
-            return nil, e or c
-        end
-        return true
-    end
-
-    -- the next chunk's payload (a string, or a list of parts), or nil, err
-    local function next_chunk()
-        if direct then
-            direct = false
-            local m = direct_get(target, { last_by_subj = subject })
-            if m then
-                local p = m.payload
-                if #p <= PIECE_MAX then
-                    return p
-                end
-                local n = math_ceil(#p / PIECE_MAX)
-                local each = math_ceil(#p / n)
-                local list = {}
-                for i = 1, n do
-                    list[i] = str_sub(p, (i - 1) * each + 1, i * each)
-                end
-                return list
-            end
-            -- (not there: a replica behind the one that gave the meta)
-        end
-        if not feed then
-            local ok, e = open_feed()
-            if not ok then
-                return nil, e
-            end
-        end
-        if conn._obs_readers ~= readers then
-            -- readers came or went: batches from now on sized for them
-            readers = conn._obs_readers
-            feed._batch = batch_of(readers, csize)
-        end
-        local m, e = feed:next()
-        if not m then
-            if e == "end" then
-                return nil, "the object has fewer bytes than its meta says"
-            end
-            return nil, e == "timeout" and "timeout reading the object" or e
-        end
-        return m.payload
-    end
-
-    local function reader()
-        if failed then
-            return nil, failed
-        end
-        if parts then
-            ipart = ipart + 1
-            local p = parts[ipart]
-            if ipart >= nparts then
-                parts = nil
-            end
-            return p
-        end
-        if finished then
-            return nil
-        end
-        if not h then
-            local e
-            h, e = sha256.new()
-            if not h then
-                return abort(e)
-            end
-        end
-        local piece, e = next_chunk()
-        if not piece then
-            return abort(e)
-        end
-        local split = type(piece) == "table"
-        if split then
-            -- the chunk in parts (PIECE_MAX): all hashed now, the first
-            -- returned, the others by the next calls
-            local n = #piece
-            for i = 1, n do
-                local p = piece[i]
-                got = got + #p
-                h:update(p)
-            end
-            parts, nparts, ipart = piece, n, 1
-            piece = piece[1]
-        else
-            got = got + #piece
-            h:update(piece)
-        end
-        if got > size then
-            return abort("the object has more bytes than its meta says")
-        end
-        if got == size then
-            finished = true
-            if feed then
-                feed:close()
-            end
-            done_reading()
-            if h:final() ~= want then
-                return abort("digest does not match")
-            end
-        end
-        return piece
-    end
-
-    local function close()
-        if not finished and not failed then
-            failed = "closed"
-        end
-        parts = nil
-        if feed then
-            feed:close()
-        end
-        done_reading()
-        return true
-    end
-
-    return setmetatable({ _read = reader, _close = close }, reader_mt), info
+    return read.new(target, info, chunk_subject(target, info.nuid), want),
+           info
 end
 
 
