@@ -47,6 +47,15 @@ add_block_preprocessor(sub {
             cfg.storage = cfg.storage or "memory"
             return assert(js:create_object_store(cfg))
         end
+        -- the JetStream context of a side: "shared" (the worker's
+        -- connection "obs") or "per-request" (and that connection)
+        function t027.js_of(side)
+            if side == "shared" then
+                local conn = assert(require("resty.nats").shared("obs"))
+                return assert(conn:jetstream())
+            end
+            return t027.js()
+        end
         -- a JetStream API request written by hand
         function t027.api(what, body)
             return require("t_raw").api($TEST_NGINX_JS_PORT, what, body)
@@ -714,12 +723,7 @@ stack traceback
             local nats = require "resty.nats"
             local conn = assert(nats.shared("obs"))
             for _, side in ipairs({ "per-request", "shared" }) do
-                local js, n
-                if side == "shared" then
-                    js = assert(conn:jetstream())
-                else
-                    js, n = t027.js()
-                end
+                local js, n = t027.js_of(side)
                 local obs = t027.bucket(js, "t27r")
                 local block = t027.bytes(512)      -- 128 KiB: one chunk
                 local k = 0
@@ -795,12 +799,7 @@ shared other: v2
             local small = t027.bytes(4)              -- 1 KiB: one chunk
             local large = t027.bytes(1024)           -- 256 KiB: two chunks
             for _, side in ipairs({ "per-request", "shared" }) do
-                local js, n
-                if side == "shared" then
-                    js = assert(conn:jetstream())
-                else
-                    js, n = t027.js()
-                end
+                local js, n = t027.js_of(side)
                 local obs = t027.bucket(js, "t27d")
                 assert(obs:put("small", small))
                 assert(obs:put("large", large))
@@ -889,12 +888,7 @@ object store t27f: Direct Get failed
             end
             local data = t027.bytes(40):sub(1, 10000)
             for _, side in ipairs({ "per-request", "shared" }) do
-                local js, n
-                if side == "shared" then
-                    js = assert(conn:jetstream())
-                else
-                    js, n = t027.js()
-                end
+                local js, n = t027.js_of(side)
                 local obs = t027.bucket(js, "t27s")
                 assert(obs:put("ten", data, { chunk_size = 1000 }))
                 local first = assert(t027.api("STREAM.MSG.GET.OBJ_t27s",
