@@ -861,7 +861,7 @@ object store t27f: Direct Get failed
 
 
 
-=== TEST 14: reader:seek(offset): the read starts at that byte, its consumer at the chunk holding it (the stream sequence of the first chunk + its index, as the create request shows), also when other messages came among the chunks (written by hand: the consumer starts a chunk early and the reader drops it); at or past the end: nothing; after the first read: an error; both connection kinds
+=== TEST 14: reader:seek(offset): the read starts at that byte, its consumer at the chunk holding it (the stream sequence of the first chunk + its index, as the create request shows), also when other messages came among the chunks (written by hand: the consumer starts a chunk early and the reader drops it); an object whose meta lacks this library's full-chunks mark (a short chunk in the middle, as nats.go may write) is read from its first chunk; at or past the end: nothing; after the first read: an error; both connection kinds
 --- config
     location = /t {
         content_by_lua_block {
@@ -910,30 +910,48 @@ object store t27f: Direct Get failed
                 if n then n:close() end
             end
 
-            -- by hand: "abcdefghij" in chunks of 3, another message after
-            -- each chunk
+            -- by hand, "abcdefghij": (1) in chunks of 3 with another message
+            -- after each, the meta marked as this library marks its own
+            -- (full chunks): a seek starts its consumer a chunk early and
+            -- drops it; (2) as nats.go may write it from a stream, a short
+            -- chunk in the middle, unmarked: a seek reads from the first
             local js = assert(conn:jetstream())
             local obs = assert(js:object_store("t27s"))
-            local nuid = "INTERLEAVED0123456789a"
-            for _, c in ipairs({ "abc", "def", "ghi", "j" }) do
-                assert(raw.request(port, "$O.t27s.C." .. nuid, c))
-                assert(raw.request(port, "$O.t27s.C.OTHERxxxxxxxxxxxxxxxxx", "x"))
-            end
             local h = require("resty.nats.jetstream.sha256").new()
             h:update("abcdefghij")
-            local digest = ngx.encode_base64(h:final()):gsub("+", "-"):gsub("/", "_")
-            assert(raw.request(port, "$O.t27s.M.bWl4ZWQ=", cjson.encode({
-                name = "mixed", bucket = "t27s", nuid = nuid, size = 10,
-                chunks = 4, digest = "SHA-256=" .. digest,
-                mtime = "2026-01-01T00:00:00Z",
-                options = { max_chunk_size = 3 } }), { ["Nats-Rollup"] = "sub" }))
-            local ok = {}
-            for o = 0, 9 do
-                ok[#ok + 1] = tostring(read_from(obs, "mixed", o)
-                                       == ("abcdefghij"):sub(o + 1))
+            local digest = "SHA-256=" .. ngx.encode_base64(h:final())
+                :gsub("+", "-"):gsub("/", "_")
+            local function by_hand(name, nuid, chunks, other, marked)
+                for _, c in ipairs(chunks) do
+                    assert(raw.request(port, "$O.t27s.C." .. nuid, c))
+                    if other then
+                        assert(raw.request(port, "$O.t27s.C.OTHERxxxxxxxxxxxxxxxxx", "x"))
+                    end
+                end
+                local hdrs = { ["Nats-Rollup"] = "sub" }
+                if marked then hdrs["Resty-Nats-Full-Chunks"] = "1" end
+                local enc = ngx.encode_base64(name):gsub("+", "-"):gsub("/", "_")
+                assert(raw.request(port, "$O.t27s.M." .. enc, cjson.encode({
+                    name = name, bucket = "t27s", nuid = nuid, size = 10,
+                    chunks = #chunks, digest = digest,
+                    mtime = "2026-01-01T00:00:00Z",
+                    options = { max_chunk_size = 3 } }), hdrs))
+                local ok, late = {}, 0
+                for o = 0, 9 do
+                    starts = {}
+                    ok[#ok + 1] = tostring(read_from(obs, name, o)
+                                           == ("abcdefghij"):sub(o + 1))
+                    assert(conn:flush())
+                    ngx.sleep(0.05)
+                    if (starts[1] or 0) > 0 then late = late + 1 end
+                end
+                ngx.say(name, ": ", table.concat(ok, " "), "; consumers started past the first chunk: ", late)
+                ngx.say(name, " whole: ", (obs:get(name)))
             end
-            ngx.say("interleaved: ", table.concat(ok, " "))
-            ngx.say("whole: ", (obs:get("mixed")))
+            by_hand("interleaved", "INTERLEAVED0123456789a",
+                    { "abc", "def", "ghi", "j" }, true, true)
+            by_hand("short", "SHORTCHUNK0123456789ab",
+                    { "ab", "cde", "fgh", "ij" }, false, false)
 
             local r = assert(obs:open("ten"))
             r()
@@ -948,8 +966,10 @@ object store t27f: Direct Get failed
 per-request at the end: \[\] \[\]
 shared: 0=true@start 1=true@start 999=true@start 1000=true@\+1 4321=true@\+4 9999=true@\+9
 shared at the end: \[\] \[\]
-interleaved: true true true true true true true true true true
-whole: abcdefghij
+interleaved: true true true true true true true true true true; consumers started past the first chunk: 7
+interleaved whole: abcdefghij
+short: true true true true true true true true true true; consumers started past the first chunk: 0
+short whole: abcdefghij
 seek after a read: false .*seek after the first read
 --- no_error_log
 [error]

@@ -14,6 +14,7 @@ local jetstream = require "resty.nats.jetstream"
 local api, new_inbox = jetstream.api, jetstream.new_inbox
 local check_bucket, bucket_api = jetstream.check_bucket, jetstream.bucket_api
 local decode = require("resty.nats.jetstream.json").decode
+local parse_headers = require("resty.nats.jetstream.msg").parse_headers
 local meta = require "resty.nats.objstore.meta"
 local b64url, unb64url = meta.b64url, meta.unb64url
 local check_name, info_of, meta_json = meta.check_name, meta.info_of,
@@ -45,6 +46,16 @@ local obs_mt = { __index = Obs }
 local NUID_LEN = 22
 local DIGEST_PREFIX = "SHA-256="
 local ERR_NO_MESSAGE = 10037
+-- a header on the metas of the objects this library puts: every chunk
+-- but the last has max_chunk_size bytes (ADR-20 does not say so, and
+-- nats.go's put publishes what each Read of its source gave), so a read
+-- can start at chunk offset / max_chunk_size (reader:seek). Other clients
+-- keep it or drop it as they rewrite a meta; without it a seek reads
+-- from the first chunk.
+local FULL_CHUNKS = "Resty-Nats-Full-Chunks"
+-- the infos whose meta had it (weak keys: a user's info table, JSON
+-- encoded as it is, gets no field of ours)
+local full_chunks = setmetatable({}, { __mode = "k" })
 
 
 -- nil, err, and the server's error code where there is one
@@ -201,7 +212,11 @@ local function last_meta(obs, name, leader)
             if type(md) ~= "table" then
                 return nil, "bad object meta"
             end
-            return info_of(md, m.time)
+            local info = info_of(md, m.time)
+            if m.headers and m.headers[FULL_CHUNKS] then
+                full_chunks[info] = true
+            end
+            return info
         end
         if c == ERR_NO_MESSAGE then
             return nil, "object not found"
@@ -221,7 +236,13 @@ local function last_meta(obs, name, leader)
     if type(meta) ~= "table" then
         return nil, "bad object meta"
     end
-    return info_of(meta, m.time)
+    local info = info_of(meta, m.time)
+    local h = type(m.hdrs) == "string"
+              and parse_headers(decode_base64(m.hdrs) or "")
+    if h and h[FULL_CHUNKS] then
+        full_chunks[info] = true
+    end
+    return info
 end
 
 
@@ -252,13 +273,16 @@ end
 
 
 -- publishes info as the meta of its name (it replaces the one before)
-local function put_meta(obs, info)
+-- (full: its chunks were cut at max_chunk_size: FULL_CHUNKS)
+local function put_meta(obs, info, full)
     local body, err = meta_json(info)
     if not body then
         return nil, err
     end
-    return obs._js:publish(meta_subject(obs, info.name), body,
-                           { headers = { ["Nats-Rollup"] = "sub" } })
+    return obs._js:publish(meta_subject(obs, info.name), body, {
+        headers = { ["Nats-Rollup"] = "sub",
+                    [FULL_CHUNKS] = full and "1" or nil },
+    })
 end
 
 
@@ -324,7 +348,7 @@ function Obs.put(obs, name, source, opts)
             headers = headers_in(hdrs), metadata = opts.metadata,
             deleted = false, options = { max_chunk_size = chunk_size },
         }
-        ok, err, code = put_meta(obs, info)
+        ok, err, code = put_meta(obs, info, true)
         if not ok and not code then
             -- no answer (a timeout, the connection lost): the meta may
             -- be in all the same. Which meta is there now says if the
@@ -427,7 +451,8 @@ function Obs.open(obs, name)
         end
         want = d
     end
-    return read.new(target, info, chunk_subject(target, info.nuid), want),
+    return read.new(target, info, chunk_subject(target, info.nuid), want,
+                    full_chunks[info]),
            info
 end
 

@@ -8,7 +8,8 @@
 -- the last piece of a whole read is returned. reader:seek(offset) starts
 -- a read part-way: the consumer starts at the chunk holding that byte
 -- (found by the stream sequence of the object's first chunk and the
--- consumer's count of what is pending), no digest then.
+-- consumer's count of what is pending) when the object's chunks are all
+-- full (put by this library), else at the first; no digest then.
 
 local sha256 = require "resty.nats.jetstream.sha256"
 local feed_open = require("resty.nats.jetstream.feed").open
@@ -145,8 +146,9 @@ local reader_mt = {
 
 
 -- the reader of the object info (of bucket target, on subject) whose
--- digest is want (32 bytes; nil for an empty object)
-function _M.new(target, info, subject, want)
+-- digest is want (32 bytes; nil for an empty object); full: every chunk
+-- but the last has max_chunk_size bytes (a seek may start at its chunk)
+function _M.new(target, info, subject, want, full)
     local size = info.size
     local feed, h
     local got = 0         -- bytes of the object before the next chunk
@@ -193,7 +195,7 @@ function _M.new(target, info, subject, want)
             split = PIECE_MAX,
         }
         local k = math_floor(offset / math_max(csize, 1))
-        if k > 0 and info.options.max_chunk_size then
+        if k > 0 and full and info.options.max_chunk_size then
             -- chunk k is at sequence first + k or later (a put's chunks
             -- are in order, maybe with other messages among them): the
             -- consumer starts there, and what it has pending says which
