@@ -64,3 +64,21 @@ nginx_start() {
 
 # nginx_workers MASTER_PID: the pids of its workers, one a line
 nginx_workers() { pgrep -P "$1" | sort -n; }
+
+
+# bench_cleanup: the EXIT trap of a bench that runs in work directory W:
+# stops its nginx (W/logs/nginx.pid) and nats-server (NATS_PID), removes W
+bench_cleanup() {
+    [ -s "$W/logs/nginx.pid" ] && kill "$(cat "$W/logs/nginx.pid")" 2> /dev/null
+    [ -n "${NATS_PID:-}" ] && kill "$NATS_PID" 2> /dev/null
+    wait 2> /dev/null
+    rm -rf "$W"
+}
+
+# bench_js_server: a nats-server with JetStream (store in W/js, log in
+# W/nats.log) on a free port: sets NATS_PORT and NATS_PID
+bench_js_server() {
+    NATS_PORT=$(free_port)
+    nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$W/js" > "$W/nats.log" 2>&1 &
+    NATS_PID=$!
+}

@@ -47,13 +47,7 @@ jetstream { store_dir: "$W/js", max_memory_store: 2GB }
 EOC
 nats-server -c "$W/nats.conf" > "$W/nats.log" 2>&1 &
 NATS_PID=$!
-cleanup() {
-    [ -f "$W/logs/nginx.pid" ] && kill "$(cat "$W/logs/nginx.pid")" 2> /dev/null
-    kill "$NATS_PID" 2> /dev/null
-    wait 2> /dev/null
-    rm -rf "$W"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 mkdir -p "$W/logs" "$W/conf"
 M=$BUILD_DIR/modules

@@ -33,17 +33,9 @@ cmake --build "$BUILD_DIR" -j"$(nproc)" --target nginx_module lua_module \
 command -v wrk > /dev/null || { echo "objsmall.sh: wrk is missing" >&2; exit 1; }
 
 W=$(mktemp -d /tmp/objsmall-bench.XXXXXX)
-NATS_PORT=$(free_port)
 HTTP_PORT=$(free_port)
-nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$W/js" > "$W/nats.log" 2>&1 &
-NATS_PID=$!
-cleanup() {
-    [ -f "$W/logs/nginx.pid" ] && kill "$(cat "$W/logs/nginx.pid")" 2> /dev/null
-    kill "$NATS_PID" 2> /dev/null
-    wait 2> /dev/null
-    rm -rf "$W"
-}
-trap cleanup EXIT
+bench_js_server
+trap bench_cleanup EXIT
 
 mkdir -p "$W/logs" "$W/conf"
 cat > "$W/conf/nginx.conf" <<EOC

@@ -44,17 +44,9 @@ cmake --build "$BUILD_DIR" -j"$(nproc)" --target obs_bench http_get nginx_module
 command -v curl > /dev/null || { echo "objstore.sh: curl is missing" >&2; exit 1; }
 
 W=$(mktemp -d /tmp/objstore-bench.XXXXXX)
-NATS_PORT=$(free_port)
 HTTP_PORT=$(free_port)
-nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$W/js" > "$W/nats.log" 2>&1 &
-NATS_PID=$!
-cleanup() {
-    [ -f "$W/logs/nginx.pid" ] && kill "$(cat "$W/logs/nginx.pid")" 2> /dev/null
-    kill "$NATS_PID" 2> /dev/null
-    wait 2> /dev/null
-    rm -rf "$W"
-}
-trap cleanup EXIT
+bench_js_server
+trap bench_cleanup EXIT
 
 mkdir -p "$W/logs" "$W/conf" "$W/www" "$W/body"
 head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom > "$W/www/big.bin"

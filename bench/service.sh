@@ -39,13 +39,7 @@ LUA_DIR=$(realpath -m "${LUA_DIR:-lua}")
 
 W=$(mktemp -d /tmp/service-bench.XXXXXX)
 NATS_PID=
-cleanup() {
-    [ -s "$W/logs/nginx.pid" ] && kill "$(cat "$W/logs/nginx.pid")" 2> /dev/null
-    [ -n "$NATS_PID" ] && kill "$NATS_PID" 2> /dev/null
-    wait 2> /dev/null
-    rm -rf "$W"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 bench_build "$BUILD_DIR" "$W/build.log" svc_bench nginx_module lua_module \

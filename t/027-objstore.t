@@ -496,6 +496,13 @@ get: aaa
                 ngx.say("chunks of ", cs, ": ", table.concat(sizes, " "),
                         " ", table.concat(back) == data)
             end
+            -- one chunk over 128 KiB - 64 bytes: read by Direct Get, in
+            -- parts all the same
+            local one = t027.bytes(1024):sub(1, 131009)
+            assert(obs:put("edge", one, { chunk_size = 262144 }))
+            local r = assert(obs:open("edge"))
+            local a, b, c = r(), r(), r()
+            ngx.say("one chunk of 131009: ", #a, " ", #b, " ", c, " ", a .. b == one)
             assert(obs:delete("edge"))
             ngx.say("list: ", #obs:list())
             ngx.say("delete: ", obs:delete("big"), " ", #obs:list())
@@ -508,6 +515,7 @@ open: 32 2097152 true
 get: true
 chunks of 131008: 131008 131008 true
 chunks of 131009: 65505 65504 65505 65504 true
+one chunk of 131009: 65505 65504 nil true
 list: 1
 delete: true 0
 --- no_error_log

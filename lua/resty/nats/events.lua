@@ -278,6 +278,7 @@ local function payload_parts(data, len, split)
     end
     return parts
 end
+_M.payload_parts = payload_parts
 
 
 -- the message of a MSG or HMSG event, for the subscription with sid.

@@ -14,6 +14,8 @@
 local sha256 = require "resty.nats.jetstream.sha256"
 local feed_open = require("resty.nats.jetstream.feed").open
 local get_msg = require("resty.nats.jetstream.get").get_msg
+local payload_parts = require("resty.nats.events").payload_parts
+local ffi_cast = require("ffi").cast
 
 local ngx = ngx
 local ngx_log, ngx_WARN = ngx.log, ngx.WARN
@@ -22,7 +24,6 @@ local type, pairs = type, pairs
 local setmetatable, error = setmetatable, error
 local str_sub = string.sub
 local math_floor, math_max, math_min = math.floor, math.max, math.min
-local math_ceil = math.ceil
 
 
 local _M = {}
@@ -113,18 +114,13 @@ end
 
 
 -- a payload string as a list of parts of at most PIECE_MAX bytes (of
--- equal sizes but the last), or the string itself when it is no longer
+-- equal sizes but the last, as a subscription's _split makes them), or
+-- the string itself when it is no longer
 local function in_parts(p)
     if #p <= PIECE_MAX then
         return p
     end
-    local n = math_ceil(#p / PIECE_MAX)
-    local each = math_ceil(#p / n)
-    local list = {}
-    for i = 1, n do
-        list[i] = str_sub(p, (i - 1) * each + 1, i * each)
-    end
-    return list
+    return payload_parts(ffi_cast("const char *", p), #p, PIECE_MAX)
 end
 
 
